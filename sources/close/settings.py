@@ -1,0 +1,349 @@
+"""Close source settings and constants: endpoints, defaults and the raw-table contract.
+
+The column specs here are the contract between the loader (``reshape.py`` produces rows with
+exactly these column names), the warehouse (dlt column hints pin their types) and the dbt
+project (``dbt/models/staging`` reads them). Names are already in dlt's snake_case form so
+they survive normalization unchanged; Close's own field names are kept (even ``left``,
+``count``, ``date``, ``key``), nested objects such as ``_queries`` are flattened with a single
+underscore (``_queries_started``).
+"""
+
+from typing import Dict, List, Tuple
+
+from dlt.common.schema.typing import TColumnSchema, TDataType
+
+DEFAULT_BASE_URL = "https://api.close.com/api/v1"
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_LOOKBACK_DAYS = 3
+DEFAULT_INITIAL_DAYS = 90
+"""Without ``start_date`` and without state, the first run loads this many days."""
+
+PIPELINE_NAME = "close"
+DATASET_NAME = "close_raw"
+
+# ---------------------------------------------------------------- endpoints (paths, no base)
+ME_PATH = "/me/"
+ORGANIZATION_PATH = "/organization/{org_id}/"
+USERS_PATH = "/user/"
+LEAD_STATUSES_PATH = "/status/lead/"
+OPPORTUNITY_STATUSES_PATH = "/status/opportunity/"
+PIPELINES_PATH = "/pipeline/"
+GROUPS_PATH = "/group/"
+SAVED_SEARCHES_PATH = "/saved_search/"
+ACTIVITY_METRICS_PATH = "/report/activity/metrics/"
+ACTIVITY_REPORT_PATH = "/report/activity/"
+SENT_EMAILS_PATH = "/report/sent_emails/{org_id}/"
+LEAD_STATUS_REPORT_PATH = "/report/statuses/lead/{org_id}/"
+OPPORTUNITY_STATUS_REPORT_PATH = "/report/statuses/opportunity/{org_id}/"
+FUNNEL_TOTALS_PATH = "/report/funnel/opportunity/totals/"
+FUNNEL_STAGES_PATH = "/report/funnel/opportunity/stages/"
+CUSTOM_REPORT_PATH = "/report/custom/{org_id}/"
+CUSTOM_REPORT_FIELDS_PATH = "/report/custom/fields/"
+
+PAGE_LIMIT = 100
+"""``_limit`` for list endpoints (Close's documented default page size)."""
+
+METRICS_CHUNK_SIZE = 100
+"""Longest metric list sent in one activity-report call; longer lists are split and merged."""
+
+OVERVIEW_MAX_DAYS = 31
+"""Longest window of one overview call: longer ones risk coarser-than-daily buckets."""
+
+FUNNEL_COHORT_TYPES = ("created-cohort", "active-stage-cohort")
+
+# ---------------------------------------------------------------- sentinels for merge keys
+ALL_KEY = "_all"
+"""``user_id`` of funnel aggregation rows and ``template_key`` of the "All Emails" row."""
+CREATED_KEY = "_created"
+"""``from_status_key`` of transitions whose ``from_status_id`` is null (created in window)."""
+
+GRAIN_DAY = "day"
+GRAIN_MONTH = "month"
+
+# ---------------------------------------------------------------- raw-table column contract
+STATUS_COUNTERS = ("started", "ended", "gained", "lost", "entered", "left")
+
+WINDOW_COLUMNS: Dict[str, TDataType] = {
+    "org_id": "text",
+    "window_start": "date",
+    "window_end": "date",
+    "timezone": "text",
+}
+
+_ACTIVITY_METRICS: Dict[str, TDataType] = {
+    "org_id": "text",
+    "key": "text",
+    "name": "text",
+    "description": "text",
+    "column_name": "text",
+    "data_type": "text",
+}
+
+_ACTIVITY_OVERVIEW: Dict[str, TDataType] = {
+    **WINDOW_COLUMNS,
+    "date": "date",
+    "datetime": "text",
+}
+"""Plus one column per metric key (``calls.all.all.count`` -> ``calls_all_all_count``)."""
+
+_ACTIVITY_BY_USER: Dict[str, TDataType] = {
+    **WINDOW_COLUMNS,
+    "date": "date",
+    "user_id": "text",
+    "user_name": "text",
+}
+"""Plus one column per metric key, as for the overview."""
+
+_SENT_EMAILS: Dict[str, TDataType] = {
+    **WINDOW_COLUMNS,
+    "template_key": "text",
+    "template_id": "text",
+    "name": "text",
+    "template_url": "text",
+    "is_shared": "bool",
+    "total": "bigint",
+    "opened": "bigint",
+    "responded": "bigint",
+    "percentage_opened": "double",
+    "percentage_responded": "double",
+    "_queries_total": "text",
+    "_queries_opened": "text",
+    "_queries_responded": "text",
+}
+
+_STATUS_OVERVIEW: Dict[str, TDataType] = {
+    **WINDOW_COLUMNS,
+    "grain": "text",
+    "status_id": "text",
+    "status_label": "text",
+    "status_is_deleted": "bool",
+    "started": "bigint",
+    "ended": "bigint",
+    "change": "bigint",
+    "change_percent": "double",
+    "gained": "bigint",
+    "lost": "bigint",
+    "entered": "bigint",
+    "left": "bigint",
+    **{f"_queries_{c}": "text" for c in STATUS_COUNTERS},
+    **{f"_leads_page_urls_{c}": "text" for c in STATUS_COUNTERS},
+}
+_OPPORTUNITY_STATUS_OVERVIEW: Dict[str, TDataType] = {
+    **_STATUS_OVERVIEW,
+    **{f"_opportunities_page_urls_{c}": "text" for c in STATUS_COUNTERS},
+}
+
+_STATUS_TRANSITIONS: Dict[str, TDataType] = {
+    **WINDOW_COLUMNS,
+    "grain": "text",
+    "kind": "text",
+    "from_status_key": "text",
+    "from_status_id": "text",
+    "from_status_label": "text",
+    "from_status_is_deleted": "bool",
+    "to_status_id": "text",
+    "to_status_label": "text",
+    "to_status_is_deleted": "bool",
+    "count": "bigint",
+    "_query": "text",
+    "_leads_page_url": "text",
+}
+_OPPORTUNITY_STATUS_TRANSITIONS: Dict[str, TDataType] = {
+    **_STATUS_TRANSITIONS,
+    "_opportunities_page_url": "text",
+}
+
+_FUNNEL_TOTALS: Dict[str, TDataType] = {
+    **WINDOW_COLUMNS,
+    "pipeline_id": "text",
+    "cohort_type": "text",
+    "user_id": "text",
+    "count": "bigint",
+    "count_total_complete": "bigint",
+    "count_total_won": "bigint",
+    "count_win_rate": "double",
+    "value_total_complete": "bigint",
+    "value_total_won": "bigint",
+    "value_win_rate": "double",
+    "average_time_to_win": "double",
+    "average_value_annualized_per_won_opportunity": "double",
+    "sales_velocity": "double",
+}
+
+_FUNNEL_STAGES: Dict[str, TDataType] = {
+    **WINDOW_COLUMNS,
+    "pipeline_id": "text",
+    "cohort_type": "text",
+    "user_id": "text",
+    "status_id": "text",
+    "status_label": "text",
+    "status_type": "text",
+    "stage_index": "bigint",
+    "count": "bigint",
+    "count_conversion_rate": "double",
+    "count_lost": "bigint",
+    "count_lost_ratio": "double",
+    "value": "bigint",
+    "value_conversion_rate": "double",
+    "value_lost": "bigint",
+    "value_lost_ratio": "double",
+    "weighted_value": "bigint",
+    "weighted_value_conversion_rate": "double",
+    "average_time_to_advance": "double",
+}
+
+_CUSTOM_REPORT_FIELDS: Dict[str, TDataType] = {
+    "org_id": "text",
+    "name": "text",
+    "label": "text",
+    "type": "text",
+    "object_type": "text",
+}
+
+_CUSTOM_REPORTS: Dict[str, TDataType] = {
+    **WINDOW_COLUMNS,
+    "report_name": "text",
+    "series": "text",
+    "series_label": "text",
+    "x": "text",
+    "y": "double",
+    "x_field": "text",
+    "y_field": "text",
+    "interval": "text",
+    "transform_y": "text",
+    "group_by": "text",
+    "raw": "json",
+}
+
+_USERS: Dict[str, TDataType] = {
+    "org_id": "text",
+    "id": "text",
+    "email": "text",
+    "first_name": "text",
+    "last_name": "text",
+    "image": "text",
+    "date_created": "timestamp",
+    "date_updated": "timestamp",
+    "is_active": "bool",
+}
+_LEAD_STATUSES: Dict[str, TDataType] = {
+    "org_id": "text",
+    "id": "text",
+    "label": "text",
+    "organization_id": "text",
+}
+_OPPORTUNITY_STATUSES: Dict[str, TDataType] = {
+    "org_id": "text",
+    "id": "text",
+    "label": "text",
+    "type": "text",
+    "pipeline_id": "text",
+    "organization_id": "text",
+    "stage_index": "bigint",
+}
+_PIPELINES: Dict[str, TDataType] = {
+    "org_id": "text",
+    "id": "text",
+    "name": "text",
+    "organization_id": "text",
+    "date_created": "timestamp",
+    "date_updated": "timestamp",
+}
+_GROUPS: Dict[str, TDataType] = {
+    "org_id": "text",
+    "id": "text",
+    "name": "text",
+    "organization_id": "text",
+}
+_SAVED_SEARCHES: Dict[str, TDataType] = {
+    "org_id": "text",
+    "id": "text",
+    "name": "text",
+    "type": "text",
+    "user_id": "text",
+    "is_shared": "bool",
+    "organization_id": "text",
+    "date_created": "timestamp",
+    "date_updated": "timestamp",
+}
+
+# name -> (columns, primary key, write disposition)
+TABLES: Dict[str, Tuple[Dict[str, TDataType], List[str], str]] = {
+    "activity_metrics": (_ACTIVITY_METRICS, ["org_id", "key"], "replace"),
+    "activity_overview": (_ACTIVITY_OVERVIEW, ["org_id", "date"], "merge"),
+    "activity_by_user": (_ACTIVITY_BY_USER, ["org_id", "date", "user_id"], "merge"),
+    "sent_emails_by_template": (
+        _SENT_EMAILS,
+        ["org_id", "window_start", "template_key"],
+        "merge",
+    ),
+    "lead_status_overview": (
+        _STATUS_OVERVIEW,
+        ["org_id", "grain", "window_start", "status_id"],
+        "merge",
+    ),
+    "lead_status_transitions": (
+        _STATUS_TRANSITIONS,
+        ["org_id", "grain", "window_start", "kind", "from_status_key", "to_status_id"],
+        "merge",
+    ),
+    "opportunity_status_overview": (
+        _OPPORTUNITY_STATUS_OVERVIEW,
+        ["org_id", "grain", "window_start", "status_id"],
+        "merge",
+    ),
+    "opportunity_status_transitions": (
+        _OPPORTUNITY_STATUS_TRANSITIONS,
+        ["org_id", "grain", "window_start", "kind", "from_status_key", "to_status_id"],
+        "merge",
+    ),
+    "funnel_totals": (
+        _FUNNEL_TOTALS,
+        ["org_id", "window_start", "pipeline_id", "cohort_type", "user_id"],
+        "merge",
+    ),
+    "funnel_stages": (
+        _FUNNEL_STAGES,
+        ["org_id", "window_start", "pipeline_id", "cohort_type", "user_id", "status_id"],
+        "merge",
+    ),
+    "custom_report_fields": (_CUSTOM_REPORT_FIELDS, ["org_id", "name"], "replace"),
+    "custom_reports": (
+        _CUSTOM_REPORTS,
+        ["org_id", "report_name", "window_start", "series", "x"],
+        "merge",
+    ),
+    "users": (_USERS, ["org_id", "id"], "replace"),
+    "lead_statuses": (_LEAD_STATUSES, ["org_id", "id"], "replace"),
+    "opportunity_statuses": (_OPPORTUNITY_STATUSES, ["org_id", "id"], "replace"),
+    "pipelines": (_PIPELINES, ["org_id", "id"], "replace"),
+    "groups": (_GROUPS, ["org_id", "id"], "replace"),
+    "saved_searches": (_SAVED_SEARCHES, ["org_id", "id"], "replace"),
+}
+
+RESOURCE_NAMES: Tuple[str, ...] = tuple(TABLES)
+
+
+def metric_data_type(metric_key: str) -> TDataType:
+    """The warehouse type of an activity metric column, from its key's aggregation suffix.
+
+    ``.count`` and ``.sum_*`` are integers (counts, seconds, cents); ``.avg_*`` and anything
+    unknown are doubles.
+    """
+    aggregation = metric_key.rsplit(".", 1)[-1]
+    if aggregation == "count" or aggregation.startswith("sum_"):
+        return "bigint"
+    return "double"
+
+
+def column_hints(table: str) -> Dict[str, TColumnSchema]:
+    """dlt column hints for a raw table: every known column typed, keys non-nullable."""
+    columns, primary_key, _ = TABLES[table]
+    hints: Dict[str, TColumnSchema] = {}
+    for name, data_type in columns.items():
+        hint: TColumnSchema = {"name": name, "data_type": data_type, "nullable": True}
+        if name in primary_key:
+            hint["nullable"] = False
+            hint["primary_key"] = True
+        hints[name] = hint
+    return hints
