@@ -49,6 +49,9 @@ METRICS_CHUNK_SIZE = 100
 OVERVIEW_MAX_DAYS = 31
 """Longest window of one overview call: longer ones risk coarser-than-daily buckets."""
 
+DEFAULT_WORKERS = 4
+"""Requests in flight per resource; one throttle per key keeps all of them under the limit."""
+
 FUNNEL_COHORT_TYPES = ("created-cohort", "active-stage-cohort")
 
 # ---------------------------------------------------------------- sentinels for merge keys
