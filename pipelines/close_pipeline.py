@@ -1,0 +1,386 @@
+"""close-pipeline: load Close CRM's reporting API with dlt, then build the dbt marts.
+
+Commands:
+    run             load, then dbt build
+    load            extract + load the raw tables only
+    transform       dbt build on what is loaded
+    serve-demo-api  serve the embedded simulated Close org over HTTP
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # `python pipelines/close_pipeline.py` from a clone
+    sys.path.insert(0, str(REPO_ROOT))
+
+from pipelines.failures import DbtBuildError, UsageError, explain  # noqa: E402
+from pipelines.progress import Progress  # noqa: E402
+from pipelines.summary import (  # noqa: E402
+    RunSummary,
+    drift_warnings,
+    load_phase_seconds,
+    table_row_counts,
+)
+
+DBT_DIR = REPO_ROOT / "dbt"
+DEFAULT_DUCKDB = "close.duckdb"
+DEMO_DAYS = 90
+DEMO_SCALE = "medium"
+DEMO_SEED = 7
+DEMO_KEY = "demo"
+
+EPILOG = """\
+examples:
+  close-pipeline run --demo                          # the embedded demo org, no key needed
+  SOURCES__CLOSE__API_KEY=api_xxx close-pipeline run # your Close org, incremental
+  close-pipeline load --start 2026-01-01 --end 2026-02-01 --resources activity_by_user
+  close-pipeline load --destination postgres --dataset close_raw
+  close-pipeline transform                           # dbt build on close.duckdb
+  close-pipeline serve-demo-api --port 8765 --scale small
+"""
+
+
+# ---------------------------------------------------------------- argument parsing
+
+
+def _add_load_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="use the embedded simulated Close org in-process (no key; 90 days ending "
+        "yesterday, medium scale)",
+    )
+    parser.add_argument(
+        "--start",
+        metavar="YYYY-MM-DD",
+        help="first day to load. Alone: where a first run starts (default 90 days ago). "
+        "With --end: a backfill that leaves incremental state alone",
+    )
+    parser.add_argument(
+        "--end",
+        metavar="YYYY-MM-DD",
+        help="exclusive last day of a backfill, e.g. --start 2026-01-01 --end 2026-02-01 "
+        "loads January",
+    )
+    parser.add_argument(
+        "--resources",
+        metavar="A,B,C",
+        help="comma-separated subset of tables to load, e.g. activity_by_user,users",
+    )
+    _add_destination_options(parser)
+    parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="drop this source's tables and state first, then load from scratch",
+    )
+
+
+def _add_destination_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--destination",
+        default="duckdb",
+        help="any dlt destination (duckdb, postgres, motherduck, bigquery, ...); credentials "
+        "from .dlt/secrets.toml or DESTINATION__<NAME>__CREDENTIALS (default: duckdb)",
+    )
+    parser.add_argument(
+        "--dataset", default="close_raw", help="raw dataset / schema name (default: close_raw)"
+    )
+    parser.add_argument(
+        "--duckdb-path",
+        default=DEFAULT_DUCKDB,
+        help=f"DuckDB file for --destination duckdb (default: {DEFAULT_DUCKDB} in the "
+        "working directory)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser with its four commands."""
+    parser = argparse.ArgumentParser(
+        prog="close-pipeline",
+        description="Load Close CRM's reporting API into a warehouse with dlt and model it "
+        "with dbt.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="load, then dbt build",
+        description="Load the raw report tables, then build and test the dbt marts.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_load_options(run)
+    load = commands.add_parser(
+        "load",
+        help="extract + load the raw tables only",
+        description="Extract Close's reports and load the raw tables (no dbt).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_load_options(load)
+    transform = commands.add_parser(
+        "transform",
+        help="dbt build on what is loaded",
+        description="Build and test the dbt project in dbt/ on the loaded raw tables.",
+        epilog="example:\n  close-pipeline transform --duckdb-path close.duckdb\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_destination_options(transform)
+    serve = commands.add_parser(
+        "serve-demo-api",
+        help="serve the simulated Close org over HTTP",
+        description="Serve the embedded simulated Close API on a local port (key: demo).",
+        epilog="example:\n  close-pipeline serve-demo-api --port 8765 --scale small --rate-limit 5\n"
+        "  then: SOURCES__CLOSE__BASE_URL=http://127.0.0.1:8765/api/v1 "
+        "SOURCES__CLOSE__API_KEY=demo close-pipeline run\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind")
+    serve.add_argument("--seed", type=int, default=DEMO_SEED, help="organization seed")
+    serve.add_argument(
+        "--scale", choices=("small", "medium", "large"), default=DEMO_SCALE, help="org size"
+    )
+    serve.add_argument("--anchor-date", help="last day of history, YYYY-MM-DD (default: yesterday)")
+    serve.add_argument("--rate-limit", type=float, help="requests per second per key (429 above)")
+    serve.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
+    serve.add_argument("--fault-rate", type=float, default=0.0, help="fraction of failed requests")
+    return parser
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _resources(option: Optional[str]) -> List[str]:
+    from sources.close import RESOURCE_NAMES
+
+    if not option:
+        return []
+    names = [n.strip() for n in option.split(",") if n.strip()]
+    unknown = [n for n in names if n not in RESOURCE_NAMES]
+    if unknown:
+        raise UsageError(
+            f"Unknown resource(s) in --resources: {', '.join(unknown)}. "
+            f"Valid names: {', '.join(RESOURCE_NAMES)}."
+        )
+    return names
+
+
+def _check_dates(args: argparse.Namespace) -> None:
+    from sources.close.windows import parse_day
+
+    try:
+        start = parse_day(args.start, "--start")
+        end = parse_day(args.end, "--end")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if start and end and start >= end:
+        raise UsageError(
+            f"--start {start} must be before --end {end} (the end is exclusive: "
+            "--start 2026-01-01 --end 2026-02-01 loads January)."
+        )
+    if end and not start:
+        raise UsageError("--end needs --start: a backfill is the range [--start, --end).")
+
+
+def _destination(args: argparse.Namespace) -> Any:
+    import dlt
+    from dlt.common.destination.exceptions import UnknownDestinationModule
+
+    if args.destination == "duckdb":
+        return dlt.destinations.duckdb(credentials=str(Path(args.duckdb_path).resolve()))
+    try:
+        from dlt.common.destination.reference import Destination
+
+        return Destination.from_reference(args.destination)
+    except (UnknownDestinationModule, ImportError, ValueError) as exc:
+        raise UsageError(
+            f"Unknown or unavailable destination {args.destination!r}: use a dlt destination "
+            "name such as duckdb, postgres, motherduck, bigquery, snowflake (install its extra, "
+            f"e.g. pip install -e '.[postgres]'). ({exc})"
+        ) from exc
+
+
+def _check_duckdb_unlocked(args: argparse.Namespace) -> None:
+    """Fails before any request when another process holds the DuckDB file."""
+    if args.destination != "duckdb" or not Path(args.duckdb_path).exists():
+        return
+    import duckdb
+
+    try:
+        duckdb.connect(str(Path(args.duckdb_path).resolve())).close()
+    except duckdb.Error as exc:
+        raise UsageError(
+            f"The DuckDB file {args.duckdb_path} is locked by another process (a DuckDB CLI, "
+            "a notebook, a BI tool or another pipeline run): close it, or load into another "
+            f"file with --duckdb-path. ({str(exc).splitlines()[0]})"
+        ) from exc
+
+
+def _demo_source_kwargs() -> Dict[str, Any]:
+    from sources.close.windows import local_today
+    from sources.close_simulator import CloseSimulator, generate_org
+
+    today = local_today("UTC")
+    org = generate_org(seed=DEMO_SEED, scale=DEMO_SCALE)
+    simulator = CloseSimulator({DEMO_KEY: org})
+    return {
+        "api_key": DEMO_KEY,
+        "api_keys": [],
+        "base_url": "http://close-simulator.local/api/v1",
+        "transport": simulator.transport(),
+        "timezone": "UTC",
+        "start_date": (today.fromordinal(today.toordinal() - DEMO_DAYS)).isoformat(),
+    }
+
+
+def load(args: argparse.Namespace, summary: RunSummary) -> Any:
+    """Extracts and loads the raw tables; returns the dlt pipeline."""
+    import dlt
+
+    from sources.close import close_source
+    from sources.close.client import RequestStats
+
+    _check_dates(args)
+    names = _resources(args.resources)
+    destination = _destination(args)
+    _check_duckdb_unlocked(args)
+    stats = RequestStats()
+    progress = Progress()
+    kwargs: Dict[str, Any] = {"stats": stats, "progress": progress}
+    if args.demo:
+        kwargs.update(_demo_source_kwargs())
+    if args.start:
+        kwargs["start_date"] = args.start
+    if args.end:
+        kwargs["end_date"] = args.end
+    pipeline = dlt.pipeline(
+        pipeline_name="close", destination=destination, dataset_name=args.dataset
+    )
+    started = time.monotonic()
+    try:
+        source = close_source(**kwargs)
+        if names:
+            source = source.with_resources(*names)
+        file_format = "parquet" if args.destination == "duckdb" else None
+        pipeline.run(
+            source,
+            loader_file_format=file_format,
+            refresh="drop_sources" if args.full_refresh else None,
+        )
+    finally:
+        progress.close()
+        summary.requests = stats.as_dict()
+    summary.phases.update(load_phase_seconds(pipeline) or {"load": time.monotonic() - started})
+    summary.table_rows = table_row_counts(pipeline)
+    summary.warnings += drift_warnings(pipeline)
+    return pipeline
+
+
+# ---------------------------------------------------------------- dbt
+
+
+def transform(args: argparse.Namespace, summary: RunSummary, pipeline: Any = None) -> None:
+    """Builds and tests the dbt project through dlt's dbt runner, in this environment."""
+    import dlt
+    from dlt.common.runners import Venv
+    from dlt.helpers.dbt import create_runner
+    from dlt.helpers.dbt.exceptions import DBTProcessingError
+
+    if pipeline is None:
+        pipeline = dlt.pipeline(
+            pipeline_name="close", destination=_destination(args), dataset_name=args.dataset
+        )
+    if args.destination == "duckdb":
+        duckdb_path = Path(args.duckdb_path).resolve()
+        if not duckdb_path.exists():
+            raise UsageError(
+                f"No DuckDB file at {duckdb_path}: run `close-pipeline load` first, or point "
+                "--duckdb-path at your file."
+            )
+        os.environ["CLOSE_DUCKDB_PATH"] = str(duckdb_path)
+        summary.duckdb_path = str(duckdb_path)
+    target = "duckdb" if args.destination == "duckdb" else args.destination
+    os.environ.setdefault("VIRTUAL_ENV", sys.prefix)
+    os.environ["DBT_TARGET"] = target
+    started = time.monotonic()
+    runner = create_runner(
+        Venv.restore_current(),
+        None,  # credentials come from dbt/profiles.yml, not from dlt
+        working_dir=str(Path(pipeline.working_dir) / "dbt"),
+        package_location=str(DBT_DIR),
+        package_profiles_dir=str(DBT_DIR),
+        package_profile_name="close_reports",
+    )
+    package_vars = {"close_raw_schema": args.dataset}
+    try:
+        runner.run_all(run_params=("--fail-fast",), additional_vars=package_vars)
+        runner.test(additional_vars=package_vars)
+    except DBTProcessingError as exc:
+        failed = [
+            f"{r.model_name} ({r.status})"
+            for r in (exc.run_results or [])
+            if r.status not in ("success", "pass")
+        ]
+        raise DbtBuildError(
+            f"dbt {exc.command} failed: {', '.join(failed) or exc}. Rerun with "
+            "`dbt build --project-dir dbt --profiles-dir dbt` for details."
+        ) from exc
+    finally:
+        summary.phases["dbt"] = time.monotonic() - started
+
+
+# ---------------------------------------------------------------- commands
+
+
+def serve_demo_api(args: argparse.Namespace) -> int:
+    """Runs the simulator as an HTTP server until interrupted."""
+    from sources.close_simulator.__main__ import main as simulator_main
+
+    argv = ["--port", str(args.port), "--host", args.host, "--seed", str(args.seed)]
+    argv += ["--scale", args.scale, "--latency-ms", str(args.latency_ms)]
+    argv += ["--fault-rate", str(args.fault_rate)]
+    if args.anchor_date:
+        argv += ["--anchor-date", args.anchor_date]
+    if args.rate_limit:
+        argv += ["--rate-limit", str(args.rate_limit)]
+    return simulator_main(argv) or 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``close-pipeline`` and ``python pipelines/close_pipeline.py``."""
+    args = build_parser().parse_args(argv)
+    if args.command == "serve-demo-api":
+        return serve_demo_api(args)
+    summary = RunSummary(dataset=args.dataset)
+    if args.destination == "duckdb":
+        summary.duckdb_path = str(Path(args.duckdb_path).resolve())
+    try:
+        pipeline = None
+        if args.command in ("run", "load"):
+            pipeline = load(args, summary)
+        if args.command in ("run", "transform"):
+            transform(args, summary, pipeline)
+    except KeyboardInterrupt:
+        print("\nInterrupted: nothing of this run was committed.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every failure ends with one actionable line
+        message, status = explain(exc)
+        print(f"close-pipeline {args.command} failed: {message}", file=sys.stderr)
+        return status
+    for line in summary.lines():
+        print(line)
+    print(f"close-pipeline {args.command}: done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

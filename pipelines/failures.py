@@ -1,0 +1,86 @@
+"""Turning what went wrong into one line a user can act on, and an exit status."""
+
+from __future__ import annotations
+
+from typing import Iterator, List, Tuple
+
+from sources.close.errors import CloseAPIError, CloseAuthError, CloseValidationError
+from sources.close.reshape import UnexpectedResponseError
+
+EXIT_USAGE = 2
+"""Bad options or configuration: nothing was read or written."""
+EXIT_FAILED = 1
+"""The load or the dbt build failed; tables and state are as before the run."""
+
+
+class UsageError(Exception):
+    """A bad command-line option or setting, with a message that says how to fix it."""
+
+
+class DbtBuildError(Exception):
+    """dbt build (models or tests) failed."""
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception behind it (dlt's wrapped ``exception``, causes, contexts)."""
+    seen: set[int] = set()
+    queue: List[BaseException] = [exc]
+    while queue:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = getattr(current, "exception", None)
+        for following in (nested, current.__cause__, current.__context__):
+            if isinstance(following, BaseException):
+                queue.append(following)
+
+
+def explain(exc: BaseException) -> Tuple[str, int]:
+    """The message and exit status for a failed command."""
+    chain = list(causes(exc))
+    for cause in chain:
+        if isinstance(cause, UsageError):
+            return str(cause), EXIT_USAGE
+    for cause in chain:
+        if isinstance(cause, (CloseAuthError, CloseValidationError)):
+            return str(cause), EXIT_FAILED
+    for cause in chain:
+        if isinstance(cause, CloseAPIError):
+            return str(cause), EXIT_FAILED
+    for cause in chain:
+        if isinstance(cause, UnexpectedResponseError):
+            return f"Close sent a response the loader cannot read: {cause}", EXIT_FAILED
+    for cause in chain:
+        if isinstance(cause, ValueError) and _is_config_error(cause):
+            return str(cause), EXIT_USAGE
+    for cause in chain:
+        if _is_duckdb_lock(cause):
+            return _duckdb_lock_message(cause), EXIT_FAILED
+    for cause in chain:
+        if isinstance(cause, DbtBuildError):
+            return str(cause), EXIT_FAILED
+    innermost = chain[-1]
+    return f"{type(innermost).__name__}: {innermost}", EXIT_FAILED
+
+
+def _is_config_error(exc: ValueError) -> bool:
+    text = str(exc)
+    return any(
+        hint in text
+        for hint in ("SOURCES__CLOSE__", "YYYY-MM-DD", "must be before end date", "custom_reports")
+    )
+
+
+def _is_duckdb_lock(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+def _duckdb_lock_message(exc: BaseException) -> str:
+    return (
+        "The DuckDB file is locked by another process (a DuckDB CLI, a notebook, a BI tool or "
+        "another pipeline run): close it, or load into another file with --duckdb-path. "
+        f"({str(exc).splitlines()[0]})"
+    )

@@ -1,0 +1,104 @@
+"""The run summary: tables and rows, requests, seconds per phase, where the data is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import dlt
+
+VARIANT_MARK = "__v_"
+"""dlt names a column that received a value of another type ``<column>__v_<type>``."""
+
+
+@dataclass
+class RunSummary:
+    """What one command did, printed at its end."""
+
+    phases: Dict[str, float] = field(default_factory=dict)
+    table_rows: Dict[str, int] = field(default_factory=dict)
+    requests: Dict[str, int] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)
+    duckdb_path: Optional[str] = None
+    dataset: str = "close_raw"
+
+    def lines(self) -> List[str]:
+        """The summary as printable lines."""
+        out = ["", "Summary"]
+        if self.table_rows:
+            out.append("  tables (rows):")
+            width = max(len(t) for t in self.table_rows)
+            out += [f"    {t:<{width}}  {n:>10,}" for t, n in sorted(self.table_rows.items())]
+        if self.requests:
+            r = self.requests
+            out.append(
+                f"  requests: {r.get('requests', 0)} made, {r.get('retries', 0)} retried, "
+                f"{r.get('rate_limited', 0)} rate-limited (429), {r.get('failed', 0)} failed"
+            )
+        if self.phases:
+            out.append(
+                "  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in self.phases.items())
+            )
+        out += [f"  warning: {w}" for w in self.warnings]
+        if self.duckdb_path:
+            out += [
+                f"  DuckDB file: {self.duckdb_path}",
+                "  try:",
+                f'    duckdb {self.duckdb_path} "select activity_date, user_name, calls, '
+                'talk_time_minutes from close_marts.fct_user_activity_daily '
+                'order by activity_date desc, calls desc limit 10"',
+                f'    duckdb {self.duckdb_path} "select status_label, sum(entered) as entered, '
+                "sum(left_count) as left_count from close_marts.fct_lead_status_daily "
+                "where status_date >= current_date - 30 group by 1 order by 2 desc\"",
+            ]
+        return out
+
+
+def table_row_counts(pipeline: dlt.Pipeline) -> Dict[str, int]:
+    """Rows in each data table of the pipeline's schema, read from the destination."""
+    tables = [
+        t["name"]
+        for t in pipeline.default_schema.data_tables()
+        if not t["name"].startswith("_dlt")
+    ]
+    counts: Dict[str, int] = {}
+    with pipeline.sql_client() as client:
+        for table in sorted(tables):
+            name = client.make_qualified_table_name(table)
+            try:
+                rows = client.execute_sql(f"select count(*) from {name}")
+            except Exception:  # a table of the schema that was never created (no data yet)
+                continue
+            counts[table] = int(rows[0][0]) if rows else 0
+    return counts
+
+
+def variant_columns(pipeline: dlt.Pipeline) -> List[str]:
+    """Columns dlt created because a field changed type (schema drift)."""
+    found = []
+    for table in pipeline.default_schema.data_tables():
+        for column in table.get("columns", {}):
+            if VARIANT_MARK in column:
+                found.append(f"{table['name']}.{column}")
+    return found
+
+
+def drift_warnings(pipeline: dlt.Pipeline) -> List[str]:
+    """One warning per variant column, saying which field changed type."""
+    return [
+        f"Close sent a value of another type for {column.split(VARIANT_MARK)[0]}: it was "
+        f"loaded into {column} (schema drift; check the field in Close)"
+        for column in variant_columns(pipeline)
+    ]
+
+
+def load_phase_seconds(pipeline: dlt.Pipeline) -> Dict[str, float]:
+    """Seconds spent in extract, normalize and load by the last run."""
+    trace = pipeline.last_trace
+    phases: Dict[str, float] = {}
+    if trace is None:
+        return phases
+    for step in trace.steps:
+        if step.step in ("extract", "normalize", "load") and step.finished_at:
+            phases[step.step] = (step.finished_at - step.started_at).total_seconds()
+    return phases
