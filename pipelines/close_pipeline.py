@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         "serve-demo-api",
         help="serve the simulated Close org over HTTP",
         description="Serve the embedded simulated Close API on a local port (key: demo).",
-        epilog="example:\n  close-pipeline serve-demo-api --port 8765 --scale small --rate-limit 5\n"
+        epilog="example:\n"
+        "  close-pipeline serve-demo-api --port 8765 --scale small --rate-limit 5\n"
         "  then: SOURCES__CLOSE__BASE_URL=http://127.0.0.1:8765/api/v1 "
         "SOURCES__CLOSE__API_KEY=demo close-pipeline run\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,

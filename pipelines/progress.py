@@ -58,8 +58,7 @@ class Progress:
     def _log(self, table: str, org_id: str) -> None:
         window = self._last_window[table]
         print(
-            f"progress: {table} {self._counts[table]} windows read, "
-            f"last {window} (org {org_id})",
+            f"progress: {table} {self._counts[table]} windows read, last {window} (org {org_id})",
             file=self.stream,
             flush=True,
         )

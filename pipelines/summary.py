@@ -36,20 +36,18 @@ class RunSummary:
                 f"{r.get('rate_limited', 0)} rate-limited (429), {r.get('failed', 0)} failed"
             )
         if self.phases:
-            out.append(
-                "  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in self.phases.items())
-            )
+            out.append("  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in self.phases.items()))
         out += [f"  warning: {w}" for w in self.warnings]
         if self.duckdb_path:
             out += [
                 f"  DuckDB file: {self.duckdb_path}",
                 "  try:",
                 f'    duckdb {self.duckdb_path} "select activity_date, user_name, calls, '
-                'talk_time_minutes from close_marts.fct_user_activity_daily '
+                "talk_time_minutes from close_marts.fct_user_activity_daily "
                 'order by activity_date desc, calls desc limit 10"',
                 f'    duckdb {self.duckdb_path} "select status_label, sum(entered) as entered, '
                 "sum(left_count) as left_count from close_marts.fct_lead_status_daily "
-                "where status_date >= current_date - 30 group by 1 order by 2 desc\"",
+                'where status_date >= current_date - 30 group by 1 order by 2 desc"',
             ]
         return out
 
@@ -57,9 +55,7 @@ class RunSummary:
 def table_row_counts(pipeline: dlt.Pipeline) -> Dict[str, int]:
     """Rows in each data table of the pipeline's schema, read from the destination."""
     tables = [
-        t["name"]
-        for t in pipeline.default_schema.data_tables()
-        if not t["name"].startswith("_dlt")
+        t["name"] for t in pipeline.default_schema.data_tables() if not t["name"].startswith("_dlt")
     ]
     counts: Dict[str, int] = {}
     with pipeline.sql_client() as client:

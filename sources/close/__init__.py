@@ -53,7 +53,15 @@ from .settings import (
     column_hints,
     metric_data_type,
 )
-from .windows import Window, day_windows, local_today, month_windows, overview_windows, parse_day, zone
+from .windows import (
+    Window,
+    day_windows,
+    local_today,
+    month_windows,
+    overview_windows,
+    parse_day,
+    zone,
+)
 
 __all__ = ["close_source", "RESOURCE_NAMES", "RequestStats"]
 
@@ -203,9 +211,7 @@ def close_source(
 
     def custom_report_fields() -> Iterator[List[reshape.Row]]:
         for org in orgs:
-            yield reshape.custom_field_rows(
-                org.client.get(CUSTOM_REPORT_FIELDS_PATH), org.org_id
-            )
+            yield reshape.custom_field_rows(org.client.get(CUSTOM_REPORT_FIELDS_PATH), org.org_id)
 
     def users() -> Iterator[List[reshape.Row]]:
         for org in orgs:
@@ -240,7 +246,9 @@ def close_source(
             hints = dlt.mark.make_hints(columns=_metric_hints(org))
             pieces = overview_windows(span, timezone)
             for window, rows in ordered_map(
-                lambda w: fetch.activity_overview(org, w, timezone, run.metrics_chunk_size),
+                lambda w, org=org: fetch.activity_overview(
+                    org, w, timezone, run.metrics_chunk_size
+                ),
                 pieces,
                 run.workers,
             ):
@@ -255,7 +263,7 @@ def close_source(
                 continue
             hints = dlt.mark.make_hints(columns=_metric_hints(org))
             for window, rows in ordered_map(
-                lambda d: fetch.activity_by_user(org, d, timezone, run.metrics_chunk_size),
+                lambda d, org=org: fetch.activity_by_user(org, d, timezone, run.metrics_chunk_size),
                 day_windows(span),
                 run.workers,
             ):
@@ -269,7 +277,9 @@ def close_source(
             if span is None:
                 continue
             for window, rows in ordered_map(
-                lambda d: fetch.sent_emails(org, d, timezone), day_windows(span), run.workers
+                lambda d, org=org: fetch.sent_emails(org, d, timezone),
+                day_windows(span),
+                run.workers,
             ):
                 report("sent_emails_by_template", org, window)
                 yield rows
@@ -287,8 +297,10 @@ def close_source(
                     continue
                 windows = [(GRAIN_DAY, w) for w in day_windows(span)]
                 windows += [(GRAIN_MONTH, w) for w in month_windows(span)]
-                for (grain, window), (overview, transitions) in ordered_map(
-                    lambda gw: fetch.status_report(org, object_type, gw[0], gw[1], timezone),
+                for (_, window), (overview, transitions) in ordered_map(
+                    lambda gw, org=org: fetch.status_report(
+                        org, object_type, gw[0], gw[1], timezone
+                    ),
                     windows,
                     run.workers,
                 ):
@@ -319,7 +331,7 @@ def close_source(
                     for cohort_type in FUNNEL_COHORT_TYPES
                 ]
                 for (_, _, window), result in ordered_map(
-                    lambda c: fetch.funnel(org, table, c[0], c[1], c[2], timezone),
+                    lambda c, org=org: fetch.funnel(org, table, c[0], c[1], c[2], timezone),
                     calls,
                     run.workers,
                 ):
@@ -338,15 +350,15 @@ def close_source(
                 continue
             calls = [(r, w) for w in month_windows(span) for r in reports]
             for (_, window), rows in ordered_map(
-                lambda c: fetch.custom_report(org, c[0], c[1], timezone), calls, run.workers
+                lambda c, org=org: fetch.custom_report(org, c[0], c[1], timezone),
+                calls,
+                run.workers,
             ):
                 report("custom_reports", org, window)
                 yield rows
             incremental.record("custom_reports", org.org_id, span, run)
 
-    lead_reports = dlt.resource(
-        status_reports("lead"), name="lead_status_reports", selected=False
-    )
+    lead_reports = dlt.resource(status_reports("lead"), name="lead_status_reports", selected=False)
     opportunity_reports = dlt.resource(
         status_reports("opportunity"), name="opportunity_status_reports", selected=False
     )

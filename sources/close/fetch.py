@@ -29,10 +29,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def ordered_map(
-    fn: Callable[[T], R], items: Iterable[T], workers: int
-) -> Iterator[Tuple[T, R]]:
-    """Applies ``fn`` to ``items`` in up to ``workers`` threads, yielding ``(item, result)`` in order.
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[Tuple[T, R]]:
+    """Applies ``fn`` to ``items`` in ``workers`` threads; yields ``(item, result)`` in order.
 
     At most ``2 * workers`` calls are in flight, so a long backfill streams instead of being
     collected in memory. The first failure is raised and the calls not yet started are
@@ -150,7 +148,9 @@ FUNNEL_ENDPOINTS: Dict[str, Tuple[str, Callable[..., List[Row]]]] = {
 }
 
 
-def funnel_body(pipeline_id: str, cohort_type: str, window: Window, timezone: str) -> Dict[str, Any]:
+def funnel_body(
+    pipeline_id: str, cohort_type: str, window: Window, timezone: str
+) -> Dict[str, Any]:
     """The request body of a funnel report; never any ``compared_*`` range.
 
     An active-stage cohort is the opportunities active in the report range; a created cohort

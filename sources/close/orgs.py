@@ -28,7 +28,9 @@ class OrgContext:
         with self._lock:
             response = self.client.get(ME_PATH)
         if not isinstance(response, Mapping):
-            raise CloseAPIError("GET /me/ did not return a JSON object", endpoint="GET /me/")
+            raise CloseAPIError(
+                "GET /me/ did not return a JSON object", endpoint="GET /me/", status=200
+            )
         return response
 
     @cached_property
@@ -41,7 +43,7 @@ class OrgContext:
             if membership.get("organization_id"):
                 return str(membership["organization_id"])
         raise CloseAPIError(
-            "GET /me/ names no organization for this API key", endpoint="GET /me/"
+            "GET /me/ names no organization for this API key", endpoint="GET /me/", status=200
         )
 
     @cached_property
@@ -61,6 +63,7 @@ class OrgContext:
             raise CloseAPIError(
                 "GET /report/activity/metrics/ returned no `metrics` list",
                 endpoint=f"GET {ACTIVITY_METRICS_PATH}",
+                status=200,
             )
         return metrics
 

@@ -27,7 +27,7 @@ class UnexpectedResponseError(ValueError):
 
 
 def metric_column_name(metric_key: str) -> str:
-    """The warehouse column of an activity metric (``calls.all.all.count`` -> ``calls_all_all_count``)."""
+    """The column of a metric key (``calls.all.all.count`` -> ``calls_all_all_count``)."""
     return _NAMING.normalize_identifier(metric_key)
 
 
@@ -192,7 +192,8 @@ def status_report_rows(
     endpoint = "GET /report/statuses/"
     context = {**_window_columns(org_id, window, timezone), "grain": grain}
     overview = [
-        {**flatten(item), **context} for item in _require_list(response, "status_overview", endpoint)
+        {**flatten(item), **context}
+        for item in _require_list(response, "status_overview", endpoint)
     ]
     transitions = []
     for kind, list_key in (
@@ -233,7 +234,7 @@ def funnel_totals_rows(
     window: Window,
     timezone: str,
 ) -> List[Row]:
-    """Rows of ``funnel_totals``: Close's ``aggregations`` as ``user_id = '_all'``, then per user."""
+    """Rows of ``funnel_totals``: ``aggregations`` as ``user_id = '_all'``, then per user."""
     context = _funnel_context(org_id, pipeline_id, cohort_type, window, timezone)
     rows = []
     aggregations = response.get("aggregations")

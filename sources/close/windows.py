@@ -8,7 +8,8 @@ resource and org; each run re-reads ``lookback_days`` before it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Iterator, List, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

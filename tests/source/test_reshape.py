@@ -37,7 +37,10 @@ def assert_contract(table: str, rows: list, allow_extra: set = frozenset()) -> N
     [
         ("calls.all.all.count", "calls_all_all_count"),
         ("emails.sent.sequences_with_reply.count", "emails_sent_sequences_with_reply_count"),
-        ("opportunities.value_won.one_time.sum_value", "opportunities_value_won_one_time_sum_value"),
+        (
+            "opportunities.value_won.one_time.sum_value",
+            "opportunities_value_won_one_time_sum_value",
+        ),
     ],
 )
 def test_metric_column_name(key: str, column: str) -> None:
@@ -56,7 +59,11 @@ def test_activity_metric_rows_keep_catalog_and_type_by_suffix() -> None:
     assert [(r["key"], r["column_name"], r["data_type"]) for r in rows] == [
         ("calls.outbound.all.count", "calls_outbound_all_count", "bigint"),
         ("calls.all.all.avg_duration", "calls_all_all_avg_duration", "double"),
-        ("opportunities.won.all.sum_annualized_value", "opportunities_won_all_sum_annualized_value", "bigint"),
+        (
+            "opportunities.won.all.sum_annualized_value",
+            "opportunities_won_all_sum_annualized_value",
+            "bigint",
+        ),
     ]
     assert_contract("activity_metrics", rows)
 
@@ -120,10 +127,15 @@ def test_activity_comparison_rows_per_user_with_display_names_and_nulls() -> Non
     ]
     assert rows[0]["calls_outbound_all_sum_duration"] == 3400
     assert rows[1]["calls_outbound_all_avg_duration"] is None
-    assert_contract("activity_by_user", rows, allow_extra={
-        "calls_outbound_all_count", "calls_outbound_all_sum_duration",
-        "calls_outbound_all_avg_duration",
-    })
+    assert_contract(
+        "activity_by_user",
+        rows,
+        allow_extra={
+            "calls_outbound_all_count",
+            "calls_outbound_all_sum_duration",
+            "calls_outbound_all_avg_duration",
+        },
+    )
 
 
 def test_activity_comparison_is_one_day() -> None:
@@ -159,14 +171,20 @@ def test_status_report_rows_from_docs_example() -> None:
     potential = overview[0]
     assert potential["status_label"] == "Potential"
     assert (potential["started"], potential["ended"], potential["gained"], potential["lost"]) == (
-        48729, 49997, 1269, 1)
+        48729,
+        49997,
+        1269,
+        1,
+    )
     assert (potential["entered"], potential["left"], potential["change"]) == (1270, 2, 1268)
     assert potential["grain"] == "month"
     assert potential["_queries_started"].startswith('lead_status(status:"Potential"')
     assert potential["_leads_page_urls_left"].startswith("/search/lead_status_change")
     assert_contract("lead_status_overview", overview)
 
-    kinds = [(t["kind"], t["from_status_key"], t["to_status_label"], t["count"]) for t in transitions]
+    kinds = [
+        (t["kind"], t["from_status_key"], t["to_status_label"], t["count"]) for t in transitions
+    ]
     assert kinds == [
         ("transitions", "_created", "Potential", 1270),
         ("transitions", "stat_a2RZn3jTsAA11zmBPpqQQ4ug8NqgUawkjyMdCu8yybX", "Qualified", 2),
@@ -212,7 +230,10 @@ def test_funnel_totals_rows_aggregation_row_is_all() -> None:
     ]
     aggregate, winner, loser = rows
     assert (aggregate["count"], aggregate["count_win_rate"], aggregate["average_time_to_win"]) == (
-        2, 0.5, 3600)
+        2,
+        0.5,
+        3600,
+    )
     assert loser["average_time_to_win"] is None
     assert winner["count_win_rate"] == 1
     assert sum(r["count"] for r in rows[1:]) == aggregate["count"]
@@ -244,15 +265,24 @@ def test_funnel_stages_rows_flatten_nested_stages_with_index() -> None:
     assert_contract("funnel_stages", rows)
 
 
-CUSTOM_REPORT = {"name": "leads_by_user", "x": "lead.date_created", "y": "lead.count",
-                 "interval": "day", "group_by": "user"}
+CUSTOM_REPORT = {
+    "name": "leads_by_user",
+    "x": "lead.date_created",
+    "y": "lead.count",
+    "interval": "day",
+    "group_by": "user",
+}
 
 
 def test_custom_report_rows_one_per_series_point() -> None:
     response = {
         "series": [
-            {"key": "user_1", "label": "Jane", "count": 3,
-             "data": [{"x": "2019-01-01", "y": 1}, {"x": "2019-01-02", "y": 2}]},
+            {
+                "key": "user_1",
+                "label": "Jane",
+                "count": 3,
+                "data": [{"x": "2019-01-01", "y": 1}, {"x": "2019-01-02", "y": 2}],
+            },
             {"key": None, "label": None, "count": 0, "data": [{"x": "2019-01-01", "y": None}]},
         ]
     }
@@ -296,24 +326,45 @@ def test_custom_field_rows_accept_list_or_mapping(response: Any) -> None:
 
 
 def test_user_rows_mark_active_memberships() -> None:
-    organization = {"memberships": [{"user_id": "user_a"}], "inactive_memberships": [
-        {"user_id": "user_b"}]}
+    organization = {
+        "memberships": [{"user_id": "user_a"}],
+        "inactive_memberships": [{"user_id": "user_b"}],
+    }
     rows = reshape.user_rows(
-        [{"id": "user_a", "image": None}, {"id": "user_b"}], ORG, reshape.active_user_ids(organization)
+        [{"id": "user_a", "image": None}, {"id": "user_b"}],
+        ORG,
+        reshape.active_user_ids(organization),
     )
     assert [(r["id"], r["is_active"], r["org_id"]) for r in rows] == [
-        ("user_a", True, ORG), ("user_b", False, ORG)]
+        ("user_a", True, ORG),
+        ("user_b", False, ORG),
+    ]
 
 
 def test_opportunity_status_rows_get_stage_index_from_pipeline_order() -> None:
-    pipelines = [{"id": "pipe_1", "statuses": [{"id": "stat_b"}, {"id": "stat_a"}, {"id": "stat_w"}]}]
+    pipelines = [
+        {"id": "pipe_1", "statuses": [{"id": "stat_b"}, {"id": "stat_a"}, {"id": "stat_w"}]}
+    ]
     rows = reshape.opportunity_status_rows(
-        [{"id": "stat_a", "pipeline_id": "pipe_1"}, {"id": "stat_w", "pipeline_id": "pipe_1"},
-         {"id": "stat_orphan"}], ORG, pipelines)
+        [
+            {"id": "stat_a", "pipeline_id": "pipe_1"},
+            {"id": "stat_w", "pipeline_id": "pipe_1"},
+            {"id": "stat_orphan"},
+        ],
+        ORG,
+        pipelines,
+    )
     assert [(r["id"], r["stage_index"]) for r in rows] == [
-        ("stat_a", 1), ("stat_w", 2), ("stat_orphan", None)]
+        ("stat_a", 1),
+        ("stat_w", 2),
+        ("stat_orphan", None),
+    ]
 
 
 def test_flatten_nested_objects_and_lists() -> None:
     assert reshape.flatten({"a": {"b": 1, "c": {"d": 2}}, "e": [1, 2], "f": None}) == {
-        "a_b": 1, "a_c_d": 2, "e": "[1, 2]", "f": None}
+        "a_b": 1,
+        "a_c_d": 2,
+        "e": "[1, 2]",
+        "f": None,
+    }

@@ -22,8 +22,14 @@ TODAY = date(2026, 3, 20)
 
 
 def plan(**kwargs):
-    defaults = dict(today=TODAY, last_loaded_day=None, start_date=None, end_date=None,
-                    lookback_days=3, initial_days=90)
+    defaults = dict(
+        today=TODAY,
+        last_loaded_day=None,
+        start_date=None,
+        end_date=None,
+        lookback_days=3,
+        initial_days=90,
+    )
     return plan_range(**{**defaults, **kwargs})
 
 
@@ -42,12 +48,14 @@ def test_incremental_run_rereads_lookback_days() -> None:
 
 def test_state_wins_over_start_date_without_end_date() -> None:
     assert plan(last_loaded_day=date(2026, 3, 17), start_date=date(2026, 1, 1)).start == date(
-        2026, 3, 15)
+        2026, 3, 15
+    )
 
 
 def test_backfill_ignores_state_and_never_reaches_today() -> None:
-    window = plan(last_loaded_day=date(2026, 3, 17), start_date=date(2026, 3, 1),
-                  end_date=date(2026, 4, 1))
+    window = plan(
+        last_loaded_day=date(2026, 3, 17), start_date=date(2026, 3, 1), end_date=date(2026, 4, 1)
+    )
     assert window == Window(date(2026, 3, 1), TODAY)
 
 
@@ -84,7 +92,8 @@ def test_day_and_month_windows() -> None:
         Window(date(2026, 3, 1), date(2026, 3, 3)),  # month to date
     ]
     assert month_windows(Window(date(2025, 12, 31), date(2026, 1, 1))) == [
-        Window(date(2025, 12, 1), date(2026, 1, 1))]
+        Window(date(2025, 12, 1), date(2026, 1, 1))
+    ]
 
 
 def test_overview_windows_are_capped_in_length() -> None:
@@ -109,12 +118,18 @@ def test_overview_windows_split_at_dst_with_the_switch_day_alone() -> None:
 
 def test_request_bounds_in_utc_and_across_dst() -> None:
     day = Window(date(2019, 1, 1), date(2019, 1, 2))
-    assert datetime_range(day, "UTC") == {"start": "2019-01-01T00:00:00Z",
-                                          "end": "2019-01-02T00:00:00Z"}
+    assert datetime_range(day, "UTC") == {
+        "start": "2019-01-01T00:00:00Z",
+        "end": "2019-01-02T00:00:00Z",
+    }
     assert date_params(day, "UTC") == {"date_start": "2019-01-01", "date_end": "2019-01-02"}
     switch = Window(date(2026, 3, 8), date(2026, 3, 9))
     assert datetime_range(switch, "America/New_York") == {
-        "start": "2026-03-08T00:00:00-05:00", "end": "2026-03-09T00:00:00-04:00"}
+        "start": "2026-03-08T00:00:00-05:00",
+        "end": "2026-03-09T00:00:00-04:00",
+    }
     assert date_params(switch, "America/New_York") == {
-        "date_start": "2026-03-08T00:00:00-05:00", "date_end": "2026-03-09T00:00:00-04:00"}
+        "date_start": "2026-03-08T00:00:00-05:00",
+        "date_end": "2026-03-09T00:00:00-04:00",
+    }
     assert utc_offset_hours(date(2026, 1, 1), "Asia/Kolkata") == 5.5
