@@ -1,0 +1,473 @@
+"""The Explorer (``/report/custom/``) report: a defined subset of Close's custom reports.
+
+Close does not publish this endpoint's response shape, so the simulator defines one (see
+``docs/simulator.md``)::
+
+    {"x": ..., "y": ..., "interval": ..., "transform_y": ..., "group_by": ...,
+     "start": ..., "end": ...,
+     "series": [{"key": <group value or "_all">, "label": <display>, "count": <objects>,
+                 "data": [{"x": <"YYYY-MM-DD" bucket start | number>, "y": <number | null>}]}]}
+
+Objects: lead, opportunity, call, email, sms. ``x`` is ``<object>.date_created`` (date
+buckets) or a numeric field (histogram); ``y`` is ``<object>.count``, a numeric field of the
+same object, or ``lead.count`` (distinct leads of the x object).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .index import cached, status_index
+from .org import (
+    ANNUALIZE,
+    CALL_DIRECTIONS,
+    CALL_TYPES,
+    EMAIL_DIRECTIONS,
+    INDUSTRIES,
+    LEAD_SOURCES,
+    SMS_DIRECTIONS,
+    VALUE_PERIODS,
+    Org,
+)
+from .timeutil import DAY, buckets, local_date, parse_instant, render_local
+
+JSON = dict[str, Any]
+
+OBJECTS = ("lead", "opportunity", "call", "email", "sms")
+INTERVALS = ("auto", "hour", "day", "week", "month", "quarter", "year")
+TRANSFORMS = ("sum", "avg", "min", "max")
+MAX_BUCKETS = 5000
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One Explorer field: ``type`` ∈ date / number / choice / user."""
+
+    name: str
+    label: str
+    type: str
+    object_type: str
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("lead.date_created", "Lead: Date Created", "date", "lead"),
+    FieldSpec("lead.count", "Lead: Count", "number", "lead"),
+    FieldSpec("lead.status", "Lead: Status", "choice", "lead"),
+    FieldSpec("lead.source", "Lead: Source", "choice", "lead"),
+    FieldSpec("lead.industry", "Lead: Industry", "choice", "lead"),
+    FieldSpec("lead.user", "Lead: Created By", "user", "lead"),
+    FieldSpec("opportunity.date_created", "Opportunity: Date Created", "date", "opportunity"),
+    FieldSpec("opportunity.count", "Opportunity: Count", "number", "opportunity"),
+    FieldSpec("opportunity.value", "Opportunity: Value", "number", "opportunity"),
+    FieldSpec(
+        "opportunity.annualized_value", "Opportunity: Annualized Value", "number", "opportunity"
+    ),
+    FieldSpec("opportunity.status", "Opportunity: Status", "choice", "opportunity"),
+    FieldSpec("opportunity.status_type", "Opportunity: Status Type", "choice", "opportunity"),
+    FieldSpec("opportunity.pipeline", "Opportunity: Pipeline", "choice", "opportunity"),
+    FieldSpec("opportunity.value_period", "Opportunity: Value Period", "choice", "opportunity"),
+    FieldSpec("opportunity.user", "Opportunity: User", "user", "opportunity"),
+    FieldSpec("call.date_created", "Call: Date", "date", "call"),
+    FieldSpec("call.count", "Call: Count", "number", "call"),
+    FieldSpec("call.duration", "Call: Duration", "number", "call"),
+    FieldSpec("call.direction", "Call: Direction", "choice", "call"),
+    FieldSpec("call.type", "Call: Type", "choice", "call"),
+    FieldSpec("call.user", "Call: User", "user", "call"),
+    FieldSpec("email.date_created", "Email: Date", "date", "email"),
+    FieldSpec("email.count", "Email: Count", "number", "email"),
+    FieldSpec("email.direction", "Email: Direction", "choice", "email"),
+    FieldSpec("email.template", "Email: Template", "choice", "email"),
+    FieldSpec("email.user", "Email: User", "user", "email"),
+    FieldSpec("sms.date_created", "SMS: Date", "date", "sms"),
+    FieldSpec("sms.count", "SMS: Count", "number", "sms"),
+    FieldSpec("sms.direction", "SMS: Direction", "choice", "sms"),
+    FieldSpec("sms.user", "SMS: User", "user", "sms"),
+)
+FIELD_BY_NAME = {f.name: f for f in FIELDS}
+
+
+class ExplorerError(ValueError):
+    """Invalid Explorer parameters: ``field_errors`` maps parameter -> message."""
+
+    def __init__(self, field_errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in field_errors.items()))
+        self.field_errors = field_errors
+
+
+def custom_fields() -> JSON:
+    """``GET /report/custom/fields/``."""
+    return {
+        "fields": [
+            {"name": f.name, "label": f.label, "type": f.type, "object_type": f.object_type}
+            for f in FIELDS
+        ]
+    }
+
+
+# ---------------------------------------------------------------- per-object columns
+
+
+@dataclass
+class _Objects:
+    """One object type's rows sorted by creation time."""
+
+    ts: array[int]
+    rows: list[int]
+    lead: Callable[[int], int]
+    user: Callable[[int], int]
+
+
+def _objects(org: Org, obj: str) -> _Objects:
+    def build() -> _Objects:
+        if obj == "lead":
+            times = org.leads.created_at
+            lead: Callable[[int], int] = int
+            users = org.leads.created_by
+        elif obj == "opportunity":
+            times = org.opportunities.created_at
+            lead = org.opportunities.lead.__getitem__
+            users = org.opportunities.user
+        elif obj == "call":
+            times, lead, users = org.calls.at, org.calls.lead.__getitem__, org.calls.user
+        elif obj == "email":
+            times, lead, users = org.emails.at, org.emails.lead.__getitem__, org.emails.user
+        else:
+            times, lead, users = org.sms.at, org.sms.lead.__getitem__, org.sms.user
+        rows = sorted(range(len(times)), key=times.__getitem__)
+        return _Objects(array("q", [times[r] for r in rows]), rows, lead, users.__getitem__)
+
+    return cached(org, f"explorer:{obj}", build)
+
+
+def _current_status(org: Org, kind: str) -> list[int]:
+    def build() -> list[int]:
+        index = status_index(org, kind)
+        size = len(org.leads if kind == "lead" else org.opportunities)
+        current = [0] * size
+        for obj, new in zip(index.obj, index.new, strict=True):
+            current[obj] = new
+        return current
+
+    return cached(org, f"explorer:current:{kind}", build)
+
+
+def _numeric(org: Org, name: str) -> Callable[[int], int]:
+    if name == "call.duration":
+        return org.calls.duration.__getitem__
+    if name == "opportunity.value":
+        return org.opportunities.value.__getitem__
+    if name == "opportunity.annualized_value":
+        opps = org.opportunities
+        return lambda r: opps.value[r] * ANNUALIZE[opps.period[r]]
+    raise KeyError(name)
+
+
+def _grouper(org: Org, name: str, obj: str, objects: _Objects) -> Callable[[int], tuple[str, str]]:
+    """Row -> (series key, label) for a ``group_by`` field."""
+    users = org.users
+    if name in ("user", f"{obj}.user"):
+        return lambda r: (users[objects.user(r)].id, users[objects.user(r)].full_name)
+    if name == "lead.status":
+        statuses = org.lead_statuses
+        current = _current_status(org, "lead")
+        return lambda r: (statuses[current[r]].id, statuses[current[r]].label)
+    if name in ("lead.source", "lead.industry"):
+        column = org.leads.source if name == "lead.source" else org.leads.industry
+        names = LEAD_SOURCES if name == "lead.source" else INDUSTRIES
+        return lambda r: (names[column[r]], names[column[r]])
+    opps = org.opportunities
+    if name in ("opportunity.status", "opportunity.status_type"):
+        opp_statuses = org.opportunity_statuses
+        current = _current_status(org, "opportunity")
+        if name == "opportunity.status":
+            return lambda r: (opp_statuses[current[r]].id, opp_statuses[current[r]].label)
+        return lambda r: (opp_statuses[current[r]].type, opp_statuses[current[r]].type)
+    if name == "opportunity.pipeline":
+        return lambda r: (org.pipelines[opps.pipeline[r]].id, org.pipelines[opps.pipeline[r]].name)
+    if name == "opportunity.value_period":
+        return lambda r: (VALUE_PERIODS[opps.period[r]], VALUE_PERIODS[opps.period[r]])
+    choices: dict[str, tuple[tuple[str, ...], array[int]]] = {
+        "call.direction": (CALL_DIRECTIONS, org.calls.direction),
+        "call.type": (CALL_TYPES, org.calls.kind),
+        "email.direction": (EMAIL_DIRECTIONS, org.emails.direction),
+        "sms.direction": (SMS_DIRECTIONS, org.sms.direction),
+    }
+    if name in choices:
+        labels, codes = choices[name]
+        return lambda r: (labels[codes[r]], labels[codes[r]])
+    if name == "email.template":
+        templates = org.templates
+
+        def template(r: int) -> tuple[str, str]:
+            t = org.emails.template[r]
+            return ("_none", "No template") if t < 0 else (templates[t].id, templates[t].name)
+
+        return template
+    raise KeyError(name)
+
+
+# ---------------------------------------------------------------- query filter
+
+_CLAUSE = re.compile(r'^\s*([a-z_]+)\s*:\s*"?([^"]*)"?\s*$')
+
+
+def _query_filter(org: Org, obj: str, query: str | None) -> Callable[[int], bool] | None:
+    """A row predicate from a small search-query subset (clauses joined by ``and``)."""
+    if query is None or query.strip() in ("", "*"):
+        return None
+    tests: list[Callable[[int], bool]] = []
+    objects = _objects(org, obj)
+    for clause in re.split(r"\s+and\s+", query.strip()):
+        match = _CLAUSE.match(clause)
+        if not match:
+            raise ExplorerError({"query": f"Unsupported query clause: {clause!r}"})
+        name, value = match.group(1), match.group(2)
+        tests.append(_clause_test(org, obj, objects, name, value))
+    return lambda r: all(test(r) for test in tests)
+
+
+def _clause_test(
+    org: Org, obj: str, objects: _Objects, name: str, value: str
+) -> Callable[[int], bool]:
+    if name == "direction" and obj in ("call", "email", "sms"):
+        wanted = {"incoming": 0, "inbound": 0, "received": 0}.get(value)
+        if wanted is None:
+            wanted = {"outgoing": 1, "outbound": 1, "sent": 1}.get(value)
+        if wanted is None:
+            raise ExplorerError({"query": f"Unknown direction: {value!r}"})
+        column = {
+            "call": org.calls.direction,
+            "email": org.emails.direction,
+            "sms": org.sms.direction,
+        }[obj]
+        return lambda r: column[r] == wanted
+    if name in ("source", "industry"):
+        names = LEAD_SOURCES if name == "source" else INDUSTRIES
+        if value not in names:
+            raise ExplorerError({"query": f"Unknown {name}: {value!r}"})
+        code = names.index(value)
+        lead_column = org.leads.source if name == "source" else org.leads.industry
+        return lambda r: lead_column[objects.lead(r)] == code
+    if name in ("in", "saved_search"):
+        search = org.saved_search(value)
+        if search is None:
+            raise ExplorerError({"query": f"Unknown saved search: {value!r}"})
+        names = LEAD_SOURCES if search.field == "source" else INDUSTRIES
+        code = names.index(search.value)
+        lead_column = org.leads.source if search.field == "source" else org.leads.industry
+        return lambda r: lead_column[objects.lead(r)] == code
+    if name == "user":
+        try:
+            user = org.user_index(value)
+        except KeyError as exc:
+            raise ExplorerError({"query": f"Unknown user: {value!r}"}) from exc
+        return lambda r: objects.user(r) == user
+    if name == "type" and obj == "call":
+        if value not in CALL_TYPES:
+            raise ExplorerError({"query": f"Unknown call type: {value!r}"})
+        kind = CALL_TYPES.index(value)
+        return lambda r: org.calls.kind[r] == kind
+    if name == "status_type" and obj == "opportunity":
+        current = _current_status(org, "opportunity")
+        statuses = org.opportunity_statuses
+        return lambda r: statuses[current[r]].type == value
+    raise ExplorerError({"query": f"Unsupported query field for {obj}: {name!r}"})
+
+
+# ---------------------------------------------------------------- the report
+
+
+def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JSON:
+    """``GET /report/custom/{org}/`` from raw query parameters.
+
+    Raises:
+        ExplorerError: Unknown fields, bad interval / transform / range, unsupported query.
+    """
+    errors: dict[str, str] = {}
+    x = params.get("x")
+    y = params.get("y") or "lead.count"
+    interval = params.get("interval") or "auto"
+    transform = params.get("transform_y") or "sum"
+    group_by = params.get("group_by") or None
+    if group_by in ("none", "null"):
+        group_by = None
+    if not x:
+        errors["x"] = "This field is required."
+    elif x not in FIELD_BY_NAME or FIELD_BY_NAME[x].type not in ("date", "number"):
+        errors["x"] = f"Unknown or unsupported field: {x!r}"
+    if y not in FIELD_BY_NAME or FIELD_BY_NAME[y].type != "number":
+        errors["y"] = f"Unknown or non-numeric field: {y!r}"
+    if transform not in TRANSFORMS:
+        errors["transform_y"] = f"Must be one of {', '.join(TRANSFORMS)}."
+    if errors:
+        raise ExplorerError(errors)
+    assert x is not None
+    x_field = FIELD_BY_NAME[x]
+    obj = x_field.object_type
+    y_field = FIELD_BY_NAME[y]
+    if y_field.object_type != obj and y != "lead.count":
+        errors["y"] = f"{y!r} is not a field of {obj} (x is {x!r})."
+    if group_by is not None and group_by != "user":
+        spec = FIELD_BY_NAME.get(group_by)
+        if spec is None or spec.type not in ("choice", "user") or spec.object_type != obj:
+            errors["group_by"] = f"Unknown group_by field for {obj}: {group_by!r}"
+    if errors:
+        raise ExplorerError(errors)
+
+    objects = _objects(org, obj)
+    keep = _query_filter(org, obj, params.get("query"))
+    if x_field.type == "date":
+        if interval not in INTERVALS:
+            raise ExplorerError({"interval": f"Must be one of {', '.join(INTERVALS)}."})
+        try:
+            start = parse_instant(params["start"], offset) if params.get("start") else None
+            end = parse_instant(params["end"], offset) if params.get("end") else now
+        except ValueError as exc:
+            raise ExplorerError({"start" if "start" in str(exc) else "end": str(exc)}) from exc
+        if start is None:
+            start = local_midnight_of(org.date_created, offset)
+        if end <= start:
+            raise ExplorerError({"end": "end must be after start."})
+        if interval == "auto":
+            days = (end - start) / DAY
+            interval = "day" if days <= 62 else ("week" if days <= 366 else "month")
+        edges = buckets(start, end, offset, interval)
+        if len(edges) > MAX_BUCKETS:
+            raise ExplorerError({"interval": "Too many buckets; choose a coarser interval."})
+        lo, hi = bisect_left(objects.ts, start), bisect_left(objects.ts, end)
+        rows = objects.rows[lo:hi]
+        times = objects.ts[lo:hi]
+        starts = [b[1] for b in edges]
+        labels = [_bucket_label(b[0], offset, interval) for b in edges]
+
+        def position(k: int, r: int) -> int:
+            return bisect_left(starts, times[k] + 1) - 1
+
+        x_out: list[Any] = labels
+        range_out: tuple[Any, Any] = (render_local(start, offset), render_local(end, offset))
+    else:
+        values = _numeric(org, x)
+        rows = list(objects.rows)
+        numbers = [values(r) for r in rows]
+        lo_n = _int_param(params.get("start"), "start")
+        hi_n = _int_param(params.get("end"), "end")
+        low = lo_n if lo_n is not None else (min(numbers) if numbers else 0)
+        high = hi_n if hi_n is not None else (max(numbers) + 1 if numbers else 1)
+        if high <= low:
+            raise ExplorerError({"end": "end must be greater than start."})
+        width = _histogram_width(interval, high - low)
+        if (high - low) / width > MAX_BUCKETS:
+            raise ExplorerError({"interval": "Too many buckets; choose a larger interval."})
+        first = (low // width) * width
+        n_buckets = max(1, math.ceil((high - first) / width))
+        x_out = [first + i * width for i in range(n_buckets)]
+        keep_rows = [(r, v) for r, v in zip(rows, numbers, strict=True) if low <= v < high]
+        rows = [r for r, _ in keep_rows]
+        bucket_of = [(v - first) // width for _, v in keep_rows]
+
+        def position(k: int, r: int) -> int:
+            return int(bucket_of[k])
+
+        interval = str(width)
+        range_out = (low, high)
+
+    y_value: Callable[[int], int] | None = None
+    distinct_leads = y == "lead.count" and obj != "lead"
+    is_count = y.endswith(".count")
+    if not is_count:
+        y_value = _numeric(org, y)
+    group = _grouper(org, group_by, obj, objects) if group_by else None
+    n = len(x_out)
+    series: dict[str, tuple[str, list[list[int]], set[int]]] = {}
+    for k, r in enumerate(rows):
+        if keep is not None and not keep(r):
+            continue
+        key, label = group(r) if group else ("_all", "All")
+        entry = series.get(key)
+        if entry is None:
+            entry = (label, [[] for _ in range(n)], set())
+            series[key] = entry
+        value = 1 if y_value is None else y_value(r)
+        if distinct_leads:
+            value = objects.lead(r)
+        entry[1][position(k, r)].append(value)
+        entry[2].add(r)
+    if not series and group is None:
+        series["_all"] = ("All", [[] for _ in range(n)], set())
+
+    def aggregate(values: list[int]) -> int | float | None:
+        if distinct_leads:
+            return len(set(values))
+        if is_count:
+            return len(values)
+        if transform == "sum":
+            return sum(values)
+        if not values:
+            return None
+        if transform == "avg":
+            return round(sum(values) / len(values), 3)
+        return min(values) if transform == "min" else max(values)
+
+    out_series = []
+    for key, (label, cells, members) in sorted(series.items(), key=lambda kv: kv[1][0]):
+        out_series.append(
+            {
+                "key": key,
+                "label": label,
+                "count": len(members),
+                "data": [{"x": x_out[i], "y": aggregate(cells[i])} for i in range(n)],
+            }
+        )
+    return {
+        "x": x,
+        "y": y,
+        "interval": interval,
+        "transform_y": transform,
+        "group_by": group_by,
+        "start": range_out[0],
+        "end": range_out[1],
+        "series": out_series,
+    }
+
+
+def local_midnight_of(ts: int, offset: int) -> int:
+    """Local midnight at or before an instant."""
+    return ts - (ts + offset) % DAY
+
+
+def _bucket_label(label_ts: int, offset: int, interval: str) -> str:
+    if interval == "hour":
+        return render_local(label_ts, offset)
+    return local_date(label_ts, offset).isoformat()
+
+
+def _int_param(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(float(value))
+    except ValueError as exc:
+        raise ExplorerError({name: f"Must be a number: {value!r}"}) from exc
+
+
+def _histogram_width(interval: str, span: int) -> int:
+    if interval == "auto":
+        raw = max(1.0, span / 20)
+        magnitude = 10 ** math.floor(math.log10(raw))
+        for step in (1, 2, 5, 10):
+            if step * magnitude >= raw:
+                return int(step * magnitude)
+        return int(10 * magnitude)
+    try:
+        width = int(interval)
+    except ValueError as exc:
+        raise ExplorerError({"interval": "Must be auto or an integer for a numeric x."}) from exc
+    if width <= 0:
+        raise ExplorerError({"interval": "Must be a positive integer."})
+    return width
