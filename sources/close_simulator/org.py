@@ -1062,7 +1062,7 @@ class _Generator:
             if at >= self.end:
                 return
             changes.append(lead, at, self._active_user(owner, at), status, nxt)
-            if nxt in (_INT, _QUAL) and not made_opp and rng.random() < 0.45:
+            if nxt in (_INT, _QUAL) and not made_opp and rng.random() < 0.6:
                 made_opp = True
                 self._new_opportunity(lead, at + 600 + int(rng.random() * 4 * HOUR), owner)
             ts, status = at, nxt
@@ -1082,7 +1082,7 @@ class _Generator:
         p = min(p, len(org.pipelines) - 1)
         active, won, losts = self.pipeline_stage_lists[p]
         r = rng.random()
-        period = 0 if r < 0.45 else (1 if r < 0.8 else 2)
+        period = 0 if r < 0.4 else (1 if r < 0.72 else 2)
         base = (4_000, 450, 9_000)[period]
         dollars = max(100, int(math.exp(rng.gauss(math.log(base), 0.7)) / 50) * 50)
         stage = 0 if rng.random() < 0.85 or len(active) < 2 else 1
@@ -1142,7 +1142,7 @@ class _Generator:
             if not start <= ts < end:
                 continue
             r = rng.random()
-            kind = 0 if r < 0.5 else (1 if r < 0.75 else (2 if r < 0.9 else 3))
+            kind = 0 if r < 0.45 else (1 if r < 0.7 else (2 if r < 0.85 else 3))
             answered = rng.random() < 0.42
             duration = int(rng.lognormvariate(5.3, 0.8)) if answered else rng.randrange(0, 35)
             calls.append(pick(plan, ts), u, ts, 1, kind, duration)
@@ -1159,7 +1159,7 @@ class _Generator:
         history_end = self.end
 
         def send(ts: int, send_type: int, template: int, sequence: int, lead: int) -> None:
-            reply_p, open_p = ((0.0, 0.0), (0.16, 0.55), (0.04, 0.32), (0.09, 0.5))[send_type]
+            reply_p, open_p = ((0.0, 0.0), (0.16, 0.55), (0.06, 0.32), (0.09, 0.5))[send_type]
             replied = -1
             if rng.random() < reply_p:
                 at = ts + 300 + int(rng.expovariate(1 / 9.0) * HOUR)
@@ -1186,11 +1186,11 @@ class _Generator:
             if start <= ts < end:
                 seq = rng.randrange(len(self.sequence_templates))
                 send(ts, 3, rng.choice(self.sequence_templates[seq]), seq, pick(plan, ts))
-        if rng.random() < 0.12 * level:
+        if rng.random() < 0.3 * level:
             ts = local_start + 9 * HOUR + rng.randrange(0, 6 * HOUR)
             if start <= ts < end:
                 tmpl = rng.choice(kinds["bulk"])
-                for _ in range(3 + poisson(8)):
+                for _ in range(3 + poisson(6)):
                     send(ts, 2, tmpl, -1, pick(plan, ts))
         for _ in range(poisson(1.8 * plan.emails * level)):
             ts = local_start + tod()
