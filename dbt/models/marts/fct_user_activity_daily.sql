@@ -1,0 +1,103 @@
+{#- One row per user per day, zero-filled: a date spine over the days the per-user report was
+    loaded, crossed with every user of the org, left-joined to Close's per-user rows. -#}
+{%- set named = close_documented_metrics() | selectattr('name') | list -%}
+
+with
+
+dim_users as (
+
+    select * from {{ ref('dim_users') }}
+
+),
+
+dim_dates as (
+
+    select * from {{ ref('dim_dates') }}
+
+),
+
+activity_by_user as (
+
+    select * from {{ ref('stg_close__activity_by_user') }}
+
+),
+
+org_date_ranges as (
+
+    select
+        org_id,
+        min(activity_date) as first_activity_date,
+        max(activity_date) as last_activity_date
+    from activity_by_user
+    group by 1
+
+),
+
+date_spine as (
+
+    select
+        org_date_ranges.org_id,
+        dim_dates.date_day as activity_date,
+        dim_dates.week_start_date,
+        dim_dates.month_start_date
+    from org_date_ranges
+    inner join dim_dates
+        on dim_dates.date_day >= org_date_ranges.first_activity_date
+        and dim_dates.date_day <= org_date_ranges.last_activity_date
+
+),
+
+user_days as (
+
+    select
+        date_spine.org_id,
+        dim_users.user_id,
+        dim_users.user_name,
+        date_spine.activity_date,
+        date_spine.week_start_date,
+        date_spine.month_start_date
+    from date_spine
+    inner join dim_users
+        on date_spine.org_id = dim_users.org_id
+
+),
+
+zero_filled as (
+
+    select
+        user_days.org_id,
+        user_days.user_id,
+        user_days.activity_date,
+        user_days.week_start_date,
+        user_days.month_start_date,
+        user_days.user_name,
+        activity_by_user.user_id is not null as has_report_row,
+        {%- for metric in named %}
+        coalesce(activity_by_user.{{ metric.column }}, 0) as {{ metric.name }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
+
+    from user_days
+    left join activity_by_user
+        on user_days.org_id = activity_by_user.org_id
+        and user_days.user_id = activity_by_user.user_id
+        and user_days.activity_date = activity_by_user.activity_date
+
+),
+
+final as (
+
+    select
+        zero_filled.*,
+        {%- for output, duration, count in close_call_duration_averages() %}
+        {{ safe_divide(duration, count) }} as {{ output }},
+        {%- endfor %}
+        {%- for metric in named if metric.name.endswith('_cents') %}
+        {{ cents_to_amount(metric.name) }} as {{ metric.name[:-6] }}_amount,
+        {%- endfor %}
+        {{ seconds_to_minutes('calls_duration_seconds') }} as calls_duration_minutes
+
+    from zero_filled
+
+)
+
+select * from final

@@ -1,0 +1,34 @@
+with
+
+source as (
+
+    select * from {{ source('close', 'opportunity_statuses') }}
+
+),
+
+renamed as (
+
+    select
+
+        ----------  ids
+        org_id,
+        id as status_id,
+        pipeline_id,
+        organization_id,
+
+        ----------  strings
+        label as status_label,
+        {{ adapter.quote('type') }} as status_type,
+
+        ----------  numerics
+        stage_index,
+
+        ----------  dlt metadata
+        _dlt_load_id,
+        to_timestamp(cast(_dlt_load_id as {{ close_type_double() }})) as loaded_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,41 @@
+{{ config(severity='warn') }}
+{#
+    Emails sent with templates are a subset of all emails sent: per org and day, the sum over
+    templates is at most the "All Emails" row. A warning, not an error: Close does not document
+    this relation.
+#}
+with
+
+sent_email_templates as (
+
+    select * from {{ ref('fct_sent_email_templates') }}
+
+),
+
+templates as (
+
+    select org_id, window_start_date, sum(sent_count) as template_sent_count
+    from sent_email_templates
+    where not is_all_emails
+    group by 1, 2
+
+),
+
+all_emails as (
+
+    select org_id, window_start_date, sent_count as all_sent_count
+    from sent_email_templates
+    where is_all_emails
+
+)
+
+select
+    templates.org_id,
+    templates.window_start_date,
+    templates.template_sent_count,
+    all_emails.all_sent_count
+from templates
+inner join all_emails
+    on templates.org_id = all_emails.org_id
+    and templates.window_start_date = all_emails.window_start_date
+where templates.template_sent_count > all_emails.all_sent_count

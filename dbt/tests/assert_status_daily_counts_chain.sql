@@ -1,0 +1,51 @@
+{#
+    A status's end-of-day count is the next day's start-of-day count, for leads and
+    opportunities, wherever both days were loaded. Returns the pairs of days that disagree.
+#}
+with
+
+lead_status_daily as (
+
+    select * from {{ ref('fct_lead_status_daily') }}
+
+),
+
+opportunity_status_daily as (
+
+    select * from {{ ref('fct_opportunity_status_daily') }}
+
+),
+
+daily as (
+
+    select 'lead' as object_type, org_id, status_id, status_date, count_started, count_ended
+    from lead_status_daily
+
+    union all
+
+    select 'opportunity' as object_type, org_id, status_id, status_date, count_started, count_ended
+    from opportunity_status_daily
+
+),
+
+pairs as (
+
+    select
+        today.object_type,
+        today.org_id,
+        today.status_id,
+        today.status_date,
+        today.count_ended,
+        tomorrow.count_started as next_day_count_started
+    from daily as today
+    inner join daily as tomorrow
+        on today.object_type = tomorrow.object_type
+        and today.org_id = tomorrow.org_id
+        and today.status_id = tomorrow.status_id
+        and tomorrow.status_date = {{ add_days('today.status_date', 1) }}
+
+)
+
+select *
+from pairs
+where count_ended <> next_day_count_started

@@ -1,0 +1,343 @@
+"""The dbt project against a hand-computed raw fixture (``tests/dbt/fixtures.py``).
+
+Builds the fixture into a temporary DuckDB file, runs a real ``dbt build`` (models, data tests,
+unit tests) and checks mart values against numbers computed by hand from the fixture rows. A
+second build on a deliberately corrupted fixture proves the invariant tests bite: exactly the
+tests guarding the broken invariants fail.
+
+dbt runs in a subprocess (the venv's ``dbt``), as dlt's dbt runner does: dbt-duckdb keeps its
+DuckDB instance open for the life of the process, which would lock the file against the
+read-only connections the checks use. Its target and log directories go to the temporary
+directory, so the repo tree stays clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+
+from sources.close.settings import TABLES
+
+from . import fixtures as fx
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
+
+pytestmark = pytest.mark.dbt
+
+
+DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
+
+
+@dataclass
+class DbtRun:
+    """Outcome of one dbt command: exit status, output, and node name -> (type, status)."""
+
+    returncode: int
+    output: str
+    nodes: dict[str, tuple[str, str]]
+
+    @property
+    def success(self) -> bool:
+        return self.returncode == 0
+
+    def names(self, *statuses: str, resource_type: str | None = None) -> set[str]:
+        return {
+            name
+            for name, (node_type, status) in self.nodes.items()
+            if status in statuses and resource_type in (None, node_type)
+        }
+
+
+def run_dbt(args: Sequence[str], duckdb_path: Path, work_dir: Path) -> DbtRun:
+    """Run one dbt command against ``duckdb_path``; target and logs go to ``work_dir``."""
+    env = {
+        **os.environ,
+        "CLOSE_DUCKDB_PATH": str(duckdb_path),
+        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+        "DO_NOT_TRACK": "1",
+    }
+    target_path = work_dir / "target"
+    completed = subprocess.run(
+        [
+            str(DBT_EXECUTABLE),
+            "--no-use-colors",
+            *args,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target_path),
+            "--log-path",
+            str(work_dir / "logs"),
+        ],
+        cwd=work_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    run_results = target_path / "run_results.json"
+    assert run_results.exists(), f"dbt did not run:\n{output}"
+    nodes: dict[str, tuple[str, str]] = {}
+    for result in json.loads(run_results.read_text())["results"]:
+        # model.<project>.<name>, test.<project>.<name>[.<hash>],
+        # unit_test.<project>.<model>.<name>
+        parts = result["unique_id"].split(".")
+        name = parts[3] if parts[0] == "unit_test" else parts[2]
+        nodes[name] = (parts[0], result["status"])
+    return DbtRun(completed.returncode, output, nodes)
+
+
+def query(duckdb_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(duckdb_path), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DbtRun]:
+    """The good fixture, built by ``dbt build``: (DuckDB path, dbt result)."""
+    work_dir = tmp_path_factory.mktemp("dbt_fixture")
+    duckdb_path = fx.create_raw_fixture(work_dir / "close.duckdb")
+    return duckdb_path, run_dbt(["build"], duckdb_path, work_dir)
+
+
+def test_dbt_build_passes_on_fixture(built: tuple[Path, DbtRun]) -> None:
+    _, run = built
+    bad = {
+        name: status for name, (_, status) in run.nodes.items() if status not in {"success", "pass"}
+    }
+    assert run.success, f"dbt build failed: {bad}\n{run.output[-3000:]}"
+    assert not bad
+    assert len(run.names("pass", resource_type="unit_test")) >= 6
+    assert len(run.names("success", resource_type="model")) == len(TABLES) + 16
+
+
+def test_every_mart_is_non_empty(built: tuple[Path, DbtRun]) -> None:
+    duckdb_path, _ = built
+    tables = query(
+        duckdb_path,
+        "select table_name from information_schema.tables where table_schema = 'close_marts'",
+    )
+    assert len(tables) == 16
+    for (table,) in tables:
+        [(count,)] = query(duckdb_path, f"select count(*) from close_marts.{table}")
+        assert count > 0, table
+
+
+def test_user_activity_daily_is_zero_filled_without_fan_out(
+    built: tuple[Path, DbtRun],
+) -> None:
+    duckdb_path, _ = built
+    [(rows,)] = query(duckdb_path, "select count(*) from close_marts.fct_user_activity_daily")
+    assert rows == fx.EXPECTED_USER_DAY_ROWS
+    sql = """
+        select calls_count, calls_duration_seconds, has_report_row
+        from close_marts.fct_user_activity_daily
+        where user_id = ? and activity_date = ?
+    """
+    assert query(duckdb_path, sql, fx.ANN, fx.D1) == [(*fx.EXPECTED_ANN_D1_CALLS, True)]
+    assert query(duckdb_path, sql, fx.BOB, fx.D2) == [(*fx.EXPECTED_BOB_D2_CALLS, False)]
+
+
+def test_activity_long_form_keeps_org_rows_and_distinct_counts(
+    built: tuple[Path, DbtRun],
+) -> None:
+    duckdb_path, _ = built
+    sql = """
+        select user_id, metric_value, is_additive
+        from close_marts.fct_activity_metrics_daily
+        where metric_key = ? and activity_date = ?
+        order by user_id
+    """
+    # leads contacted is a distinct count: the org row is not the sum of the users' rows
+    assert query(duckdb_path, sql, "leads.contacted.all.count", fx.D1) == [
+        ("_org", fx.EXPECTED_ORG_LEADS_CONTACTED_D1, False),
+        (fx.ANN, 4.0, False),
+        (fx.BOB, 2.0, False),
+    ]
+    assert query(duckdb_path, sql, "calls.all.all.count", fx.D1) == [
+        ("_org", 4.0, True),
+        (fx.ANN, 3.0, True),
+        (fx.BOB, 1.0, True),
+    ]
+    [(metrics,)] = query(
+        duckdb_path,
+        "select count(distinct metric_key) from close_marts.fct_activity_metrics_daily",
+    )
+    assert metrics == len(fx.METRIC_KEYS)
+
+
+def test_rep_scorecard_matches_hand_computed_months(built: tuple[Path, DbtRun]) -> None:
+    duckdb_path, _ = built
+    rows = query(
+        duckdb_path,
+        """
+        select user_id, month_start_date, calls_count, calls_duration_seconds,
+               emails_sent_count, emails_replied_count, opportunities_won_count,
+               opportunities_lost_count, won_value_cents, win_rate, average_time_to_win_seconds
+        from close_marts.rpt_rep_scorecard
+        """,
+    )
+    actual = {(user, month): tuple(values) for user, month, *values in rows}
+    assert actual == fx.EXPECTED_SCORECARD
+
+
+def test_status_marts_keep_days_and_months_apart(built: tuple[Path, DbtRun]) -> None:
+    duckdb_path, _ = built
+    daily = query(
+        duckdb_path,
+        """
+        select status_date, count_started, count_ended, count_gained, count_lost
+        from close_marts.fct_lead_status_daily
+        where status_id = ? order by status_date
+        """,
+        fx.POTENTIAL,
+    )
+    assert daily == [
+        (fx.D1, 10, 12, 3, 1),
+        (fx.D2, 12, 10, 0, 2),
+        (fx.D3, 10, 12, 2, 0),
+    ]
+    # January's gained comes from the month report (5), not from summing the loaded days (3)
+    monthly = query(
+        duckdb_path,
+        """
+        select month_start_date, count_started, count_ended, count_gained, is_complete_month
+        from close_marts.fct_status_monthly
+        where object_type = 'lead' and status_id = ? order by month_start_date
+        """,
+        fx.POTENTIAL,
+    )
+    assert monthly == [(fx.JAN, 8, 10, 5, True), (fx.FEB, 10, 12, 2, False)]
+    # the deleted status is in the dimension although /status/lead/ no longer lists it
+    statuses = query(
+        duckdb_path,
+        "select status_id, is_deleted, is_in_status_list from close_marts.dim_lead_statuses"
+        " order by status_id",
+    )
+    assert statuses == [
+        (fx.OLD, True, False),
+        (fx.POTENTIAL, False, True),
+        (fx.QUALIFIED, False, True),
+    ]
+
+
+def test_funnel_rates_guard_zero_denominators(built: tuple[Path, DbtRun]) -> None:
+    duckdb_path, _ = built
+    totals = query(
+        duckdb_path,
+        """
+        select user_id, opportunity_count, complete_count, won_count, win_rate
+        from close_marts.fct_funnel_totals
+        where cohort_type = 'active-stage-cohort' order by user_id
+        """,
+    )
+    assert totals == [
+        ("_all", 8, 3, 2, pytest.approx(2 / 3)),
+        (fx.ANN, 6, 3, 2, pytest.approx(2 / 3)),
+        (fx.BOB, 2, 0, 0, None),
+    ]
+    stages = query(
+        duckdb_path,
+        """
+        select stage_index, stage_count, cohort_count, conversion_rate_to_next_stage
+        from close_marts.fct_funnel_stages
+        where cohort_type = 'created-cohort' and user_id = '_all' order by stage_index
+        """,
+    )
+    assert stages == [
+        (0, 7, 7, pytest.approx(3 / 7)),
+        (1, 3, 7, pytest.approx(2 / 3)),
+        (2, 2, 7, None),
+    ]
+
+
+def test_sent_email_rates(built: tuple[Path, DbtRun]) -> None:
+    duckdb_path, _ = built
+    rows = query(
+        duckdb_path,
+        """
+        select window_start_date, template_key, sent_count, open_rate, reply_rate
+        from close_marts.fct_sent_email_templates
+        where template_key <> '_all' order by 1, 2
+        """,
+    )
+    assert rows == [
+        (fx.D1, "tmpl_follow_up", 2, 0.5, 0.0),
+        (fx.D1, "tmpl_promo", 3, pytest.approx(2 / 3), pytest.approx(1 / 3)),
+        (fx.D2, "tmpl_follow_up", 0, None, None),
+    ]
+
+
+def test_every_column_is_documented(built: tuple[Path, DbtRun]) -> None:
+    """Each staging view and mart column has a description in the model's yml."""
+    duckdb_path, _ = built
+    documented: dict[str, dict[str, str]] = {}
+    for yml in (DBT_PROJECT_DIR / "models").rglob("*.yml"):
+        for model in yaml.safe_load(yml.read_text()).get("models", []):
+            documented[model["name"]] = {
+                c["name"]: c.get("description", "") for c in model.get("columns", [])
+            }
+    columns = query(
+        duckdb_path,
+        """
+        select table_name, column_name from information_schema.columns
+        where table_schema in ('close_staging', 'close_marts')
+        """,
+    )
+    assert columns
+    missing = [
+        f"{table}.{column}"
+        for table, column in columns
+        if not documented.get(table, {}).get(column, "").strip()
+    ]
+    assert not missing, f"undocumented columns: {missing}"
+
+
+def test_sources_yml_matches_raw_table_contract() -> None:
+    """The dbt source describes exactly the raw tables and columns of settings.TABLES."""
+    sources_yml = DBT_PROJECT_DIR / "models" / "staging" / "close" / "_close__sources.yml"
+    [source] = yaml.safe_load(sources_yml.read_text())["sources"]
+    described = {t["name"]: [c["name"] for c in t["columns"]] for t in source["tables"]}
+    assert set(described) == set(TABLES)
+    for table in TABLES:
+        expected = list(fx.table_columns(table))
+        assert described[table] == expected, table
+        for column in source["tables"][list(described).index(table)]["columns"]:
+            assert column.get("description", "").strip(), f"{table}.{column['name']}"
+
+
+def test_broken_invariants_fail_the_build(tmp_path: Path) -> None:
+    """Each corrupted fixture row makes exactly the test guarding that invariant fail."""
+    expected_failures = {
+        "status_balance": "fct_lead_status_daily_ended_balance",
+        "status_chain": "assert_status_daily_counts_chain",
+        "org_totals": "assert_org_activity_equals_sum_of_users",
+        "funnel_cohort": "assert_funnel_stages_within_cohort",
+    }
+    assert set(expected_failures) == set(fx.BREAKS)
+    duckdb_path = fx.create_raw_fixture(tmp_path / "broken.duckdb", breaks=fx.BREAKS)
+    run = run_dbt(["build"], duckdb_path, tmp_path)
+    assert not run.success
+    assert run.names("fail", "error") == set(expected_failures.values()), run.output[-3000:]
+
+
+def test_fixture_rejects_unknown_break(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown fixture breaks"):
+        fx.create_raw_fixture(tmp_path / "x.duckdb", breaks=["nope"])
