@@ -93,10 +93,7 @@ final as (
             latest_reported_statuses.status_label,
             all_status_ids.status_id
         ) as status_label,
-        case
-            when lead_statuses.status_id is not null then false
-            else coalesce(latest_reported_statuses.reported_deleted_flag, 0) = 1
-        end as is_deleted,
+        coalesce(latest_reported_statuses.reported_deleted_flag, 0) = 1 as is_deleted,
         lead_statuses.status_id is not null as is_in_status_list,
         latest_reported_statuses.first_reported_date,
         latest_reported_statuses.last_reported_date

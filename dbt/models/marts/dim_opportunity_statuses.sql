@@ -135,10 +135,7 @@ final as (
         ) as pipeline_id,
         pipelines.pipeline_name,
         opportunity_statuses.stage_index,
-        case
-            when opportunity_statuses.status_id is not null then false
-            else coalesce(latest_reported_statuses.reported_deleted_flag, 0) = 1
-        end as is_deleted,
+        coalesce(latest_reported_statuses.reported_deleted_flag, 0) = 1 as is_deleted,
         opportunity_statuses.status_id is not null as is_in_status_list,
         latest_reported_statuses.first_reported_date,
         latest_reported_statuses.last_reported_date

@@ -9,7 +9,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'activity_by_user') }}
+    select * from {{ close_source('activity_by_user') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'activity_metrics') }}
+    select * from {{ close_source('activity_metrics') }}
 
 ),
 

@@ -9,7 +9,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'activity_overview') }}
+    select * from {{ close_source('activity_overview') }}
 
 ),
 

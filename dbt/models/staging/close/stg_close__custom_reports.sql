@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'custom_reports') }}
+    select * from {{ close_source('custom_reports') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'funnel_stages') }}
+    select * from {{ close_source('funnel_stages') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'funnel_totals') }}
+    select * from {{ close_source('funnel_totals') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'groups') }}
+    select * from {{ close_source('groups') }}
 
 ),
 

@@ -4,7 +4,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'lead_status_overview') }}
+    select * from {{ close_source('lead_status_overview') }}
 
 ),
 

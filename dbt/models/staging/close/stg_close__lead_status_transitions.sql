@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'lead_status_transitions') }}
+    select * from {{ close_source('lead_status_transitions') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'lead_statuses') }}
+    select * from {{ close_source('lead_statuses') }}
 
 ),
 

@@ -4,7 +4,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'opportunity_status_overview') }}
+    select * from {{ close_source('opportunity_status_overview') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'opportunity_status_transitions') }}
+    select * from {{ close_source('opportunity_status_transitions') }}
 
 ),
 

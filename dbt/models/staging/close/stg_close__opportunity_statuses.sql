@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'opportunity_statuses') }}
+    select * from {{ close_source('opportunity_statuses') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'pipelines') }}
+    select * from {{ close_source('pipelines') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'saved_searches') }}
+    select * from {{ close_source('saved_searches') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'sent_emails_by_template') }}
+    select * from {{ close_source('sent_emails_by_template') }}
 
 ),
 

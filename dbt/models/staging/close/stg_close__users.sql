@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('close', 'users') }}
+    select * from {{ close_source('users') }}
 
 ),
 
