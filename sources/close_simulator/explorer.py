@@ -325,13 +325,8 @@ def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JS
     if x_field.type == "date":
         if interval not in INTERVALS:
             raise ExplorerError({"interval": f"Must be one of {', '.join(INTERVALS)}."})
-        try:
-            start = parse_instant(params["start"], offset) if params.get("start") else None
-            end = parse_instant(params["end"], offset) if params.get("end") else now
-        except ValueError as exc:
-            raise ExplorerError({"start" if "start" in str(exc) else "end": str(exc)}) from exc
-        if start is None:
-            start = local_midnight_of(org.date_created, offset)
+        start = _instant_param(params, "start", offset, local_midnight_of(org.date_created, offset))
+        end = _instant_param(params, "end", offset, now)
         if end <= start:
             raise ExplorerError({"end": "end must be after start."})
         if interval == "auto":
@@ -439,6 +434,16 @@ def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JS
 def local_midnight_of(ts: int, offset: int) -> int:
     """Local midnight at or before an instant."""
     return ts - (ts + offset) % DAY
+
+
+def _instant_param(params: dict[str, str], name: str, offset: int, default: int) -> int:
+    raw = params.get(name)
+    if not raw:
+        return default
+    try:
+        return parse_instant(raw, offset)
+    except ValueError as exc:
+        raise ExplorerError({name: str(exc)}) from exc
 
 
 def _bucket_label(label_ts: int, offset: int, interval: str) -> str:
