@@ -54,7 +54,8 @@ def test_sent_emails_by_template(
     lo = local_midnight(date.fromisoformat(start), offset)
     hi = local_midnight(date.fromisoformat(end), offset)
     all_row = duck.execute(
-        f"select count(*) from {S}.emails where direction = 'sent' and created_at >= ? and created_at < ?",
+        f"select count(*) from {S}.emails "
+        "where direction = 'sent' and created_at >= ? and created_at < ?",
         [utc(lo), utc(hi)],
     ).fetchall()[0][0]
     assert rows[0]["total"] == all_row
@@ -159,7 +160,8 @@ def test_custom_report_daily_calls(
         day = date.fromisoformat(point["x"])
         lo = local_midnight(day, -5)
         want = duck.execute(
-            f"select coalesce(sum(duration), 0) from {S}.calls where created_at >= ? and created_at < ?",
+            f"select coalesce(sum(duration), 0) from {S}.calls "
+            "where created_at >= ? and created_at < ?",
             [utc(lo), utc(lo + 86_400)],
         ).fetchall()[0][0]
         assert point["y"] == want
