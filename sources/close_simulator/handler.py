@@ -110,7 +110,8 @@ class CloseSimulator:
 
     Args:
         org: The organization served under the key ``demo`` (generated with seed 1, small
-            scale, when neither ``org`` nor ``api_keys`` is given).
+            scale, when neither ``org`` nor ``api_keys`` is given); a mapping here is taken
+            as ``api_keys``.
         api_keys: API key -> organization; several keys may share one organization.
         rate_limit: Requests per second per key (burst = rate; organization = 3×); ``None``
             disables rate limiting and the ``RateLimit`` header.
@@ -125,7 +126,7 @@ class CloseSimulator:
 
     def __init__(
         self,
-        org: Org | None = None,
+        org: Org | Mapping[str, Org] | None = None,
         *,
         api_keys: Mapping[str, Org] | None = None,
         rate_limit: float | None = None,
@@ -137,6 +138,10 @@ class CloseSimulator:
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        if isinstance(org, Mapping):
+            if api_keys is not None:
+                raise ValueError("pass either a key -> org mapping or api_keys, not both")
+            api_keys, org = org, None
         if api_keys is None:
             api_keys = {"demo": org if org is not None else generate_org()}
         if not api_keys:

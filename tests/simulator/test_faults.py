@@ -195,3 +195,11 @@ def test_multi_org_keys(org: Org) -> None:
         assert b.get(f"/report/statuses/lead/{other.id}/").status_code == 200
     assert simulator.stats()["by_org"] == {org.id: 2, other.id: 2}
     assert [o.id for o in simulator.orgs] == [org.id, other.id]
+
+
+def test_positional_key_mapping(org: Org) -> None:
+    simulator = CloseSimulator({"k1": org})
+    with simulator.client(api_key="k1") as client:
+        assert client.get("/me/").status_code == 200
+    with pytest.raises(ValueError):
+        CloseSimulator({"k1": org}, api_keys={"k2": org})
