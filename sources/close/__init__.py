@@ -28,7 +28,7 @@ from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.resource import DltResource
 
 from . import fetch, incremental, reshape
-from .client import CloseClient, RequestStats, Throttle
+from .client import CloseClient, RequestStats
 from .fetch import ordered_map
 from .incremental import RunSettings
 from .orgs import OrgContext
@@ -129,6 +129,7 @@ def close_source(
     transport: Optional[httpx.BaseTransport] = None,
     stats: Optional[RequestStats] = None,
     progress: Optional[ProgressCallback] = None,
+    client_options: Optional[Dict[str, Any]] = None,
 ) -> List[DltResource]:
     """Every Close reporting endpoint as incremental, idempotent tables.
 
@@ -151,6 +152,7 @@ def close_source(
         transport: An httpx transport to use instead of the network (demo and tests).
         stats: Request counters to fill (shared by every org's client).
         progress: Called after each window is read.
+        client_options: Extra ``CloseClient`` arguments (``max_attempts``, ``sleep``, ...).
 
     Returns:
         The resources listed in the module docstring.
@@ -192,8 +194,9 @@ def close_source(
                 key,
                 base_url,
                 transport=transport,
-                throttle=Throttle(max_rps=max_rps),
+                max_rps=max_rps,
                 stats=request_stats,
+                **(client_options or {}),
             )
         )
         for key in dict.fromkeys(keys)
