@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .index import cached, status_index
+from .index import LeadFilter, cached, status_index
 from .org import (
     ANNUALIZE,
     CALL_DIRECTIONS,
@@ -255,13 +255,8 @@ def _clause_test(
         lead_column = org.leads.source if name == "source" else org.leads.industry
         return lambda r: lead_column[objects.lead(r)] == code
     if name in ("in", "saved_search"):
-        search = org.saved_search(value)
-        if search is None:
-            raise ExplorerError({"query": f"Unknown saved search: {value!r}"})
-        names = LEAD_SOURCES if search.field == "source" else INDUSTRIES
-        code = names.index(search.value)
-        lead_column = org.leads.source if search.field == "source" else org.leads.industry
-        return lambda r: lead_column[objects.lead(r)] == code
+        mask = LeadFilter.for_search(org, value).mask(org)
+        return lambda r: bool(mask[objects.lead(r)])
     if name == "user":
         try:
             user = org.user_index(value)
@@ -290,16 +285,14 @@ def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JS
         ExplorerError: Unknown fields, bad interval / transform / range, unsupported query.
     """
     errors: dict[str, str] = {}
-    x = params.get("x")
+    x = params.get("x") or "lead.date_created"
     y = params.get("y") or "lead.count"
     interval = params.get("interval") or "auto"
     transform = params.get("transform_y") or "sum"
     group_by = params.get("group_by") or None
     if group_by in ("none", "null"):
         group_by = None
-    if not x:
-        errors["x"] = "This field is required."
-    elif x not in FIELD_BY_NAME or FIELD_BY_NAME[x].type not in ("date", "number"):
+    if x not in FIELD_BY_NAME or FIELD_BY_NAME[x].type not in ("date", "number"):
         errors["x"] = f"Unknown or unsupported field: {x!r}"
     if y not in FIELD_BY_NAME or FIELD_BY_NAME[y].type != "number":
         errors["y"] = f"Unknown or non-numeric field: {y!r}"
@@ -307,7 +300,6 @@ def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JS
         errors["transform_y"] = f"Must be one of {', '.join(TRANSFORMS)}."
     if errors:
         raise ExplorerError(errors)
-    assert x is not None
     x_field = FIELD_BY_NAME[x]
     obj = x_field.object_type
     y_field = FIELD_BY_NAME[y]

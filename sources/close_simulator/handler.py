@@ -501,11 +501,7 @@ class CloseSimulator:
                 ["You can specify either query or smart_view_id, but not both."],
             )
         if smart_view:
-            search = ctx.org.saved_search(smart_view)
-            if search is None:
-                errors["smart_view_id"] = "Smart View not found."
-            else:
-                lead_filter = LeadFilter(search.id, search.field, search.value)
+            lead_filter = LeadFilter.for_search(ctx.org, smart_view)
         elif query:
             lead_filter, user = _status_query(ctx.org, kind, query, errors)
         if kind == "opportunity" and ctx.params.get("user_id"):
@@ -861,11 +857,11 @@ def _saved_search_query(
     if not isinstance(value, dict) or value.get("type") != "saved_search":
         errors["query"] = 'Only {"type": "saved_search", "saved_search_id": ...} is supported.'
         return None, None
-    search = org.saved_search(str(value.get("saved_search_id")))
-    if search is None:
-        errors["query"] = "Saved search not found."
+    saved_search_id = value.get("saved_search_id")
+    if not isinstance(saved_search_id, str) or not saved_search_id:
+        errors["query"] = "saved_search_id is required."
         return None, None
-    return LeadFilter(search.id, search.field, search.value), search.id
+    return LeadFilter.for_search(org, saved_search_id), saved_search_id
 
 
 _QUERY_CLAUSE = re.compile(r'^\s*([a-z_]+)\s*:\s*"([^"]*)"\s*$|^\s*([a-z_]+)\s*:\s*(\S+)\s*$')
@@ -889,11 +885,7 @@ def _status_query(
         name = match.group(1) or match.group(3)
         value = match.group(2) if match.group(1) else match.group(4)
         if name in ("in", "saved_search"):
-            search = org.saved_search(value)
-            if search is None:
-                errors["query"] = f"Smart View not found: {value!r}"
-                return None, None
-            candidate = LeadFilter(search.id, search.field, search.value)
+            candidate = LeadFilter.for_search(org, value)
         elif name in ("source", "industry"):
             names = LEAD_SOURCES if name == "source" else INDUSTRIES
             if value not in names:

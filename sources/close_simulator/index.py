@@ -67,10 +67,20 @@ class LeadFilter:
     field: str
     value: str
 
+    @classmethod
+    def for_search(cls, org: Org, saved_search_id: str) -> LeadFilter:
+        """The filter of a Smart View; an id the org does not have matches no lead."""
+        search = org.saved_search(saved_search_id)
+        if search is None:
+            return cls(saved_search_id, "none", "")
+        return cls(search.id, search.field, search.value)
+
     def mask(self, org: Org) -> bytearray:
         """1 per lead in the filter, 0 otherwise (cached)."""
 
         def build() -> bytearray:
+            if self.field == "none":
+                return bytearray(len(org.leads))
             names = LEAD_SOURCES if self.field == "source" else INDUSTRIES
             wanted = names.index(self.value)
             column = org.leads.source if self.field == "source" else org.leads.industry
@@ -362,7 +372,8 @@ def status_index(
             return False
         return mask is None or bool(mask[opp_lead[obj]])
 
-    key = f"status:{kind}:{lead_filter.key if lead_filter else ''}:{user}"
+    scope = f"{lead_filter.field}={lead_filter.value}" if lead_filter else ""
+    key = f"status:{kind}:{scope}:{user}"
     return cached(org, key, lambda: base.subset(keep, n_statuses))
 
 

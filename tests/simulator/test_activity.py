@@ -498,7 +498,7 @@ def test_datetime_forms(client: httpx.Client, start: str) -> None:
                 "type": "overview",
                 "metrics": ["calls.all.all.count"],
                 "relative_range": "yesterday",
-                "query": {"type": "saved_search", "saved_search_id": "save_nope"},
+                "query": {"type": "lead_query", "query": "*"},
             },
             "query",
         ),
@@ -530,3 +530,18 @@ def test_invalid_json_and_bad_offset(client: httpx.Client) -> None:
     bad = client.post("/report/activity/", json=body, headers={"X-TZ-Offset": "east"})
     assert bad.status_code == 400
     assert re.search("X-TZ-Offset", bad.json()["errors"][0])
+
+
+def test_unknown_smart_view_matches_no_lead(client: httpx.Client) -> None:
+    body = {
+        "type": "comparison",
+        "metrics": ["calls.all.all.count", "calls.all.all.avg_duration"],
+        "relative_range": "last-week",
+        "query": {"type": "saved_search", "saved_search_id": "save_notInThisOrg"},
+    }
+    result = report(client, body)
+    assert result["aggregations"]["totals"] == {
+        "calls.all.all.count": 0,
+        "calls.all.all.avg_duration": None,
+    }
+    assert result["data"] and all(r["calls.all.all.count"] == 0 for r in result["data"])

@@ -228,7 +228,6 @@ def test_custom_report_transforms_and_histograms(client: httpx.Client, org: Org)
 @pytest.mark.parametrize(
     ("params", "field"),
     [
-        ({}, "x"),
         ({"x": "lead.shoe_size"}, "x"),
         ({"x": "call.date_created", "y": "call.direction"}, "y"),
         ({"x": "call.date_created", "y": "opportunity.value"}, "y"),
@@ -261,3 +260,15 @@ def test_custom_report_query_subset(client: httpx.Client, org: Org) -> None:
     search = org.saved_searches[0]
     filtered = custom(client, org, **base, query=f'in:"{search.id}"').json()["series"][0]["count"]
     assert 0 < filtered < total
+
+
+def test_custom_report_defaults(client: httpx.Client, org: Org) -> None:
+    payload = custom(client, org).json()
+    assert (payload["x"], payload["y"], payload["interval"]) == (
+        "lead.date_created",
+        "lead.count",
+        "week",
+    )
+    [series] = payload["series"]
+    assert series["count"] == len(org.leads)
+    assert sum(p["y"] for p in series["data"]) == len(org.leads)

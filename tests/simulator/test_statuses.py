@@ -275,7 +275,6 @@ def test_iso_datetimes_equal_local_dates(client: httpx.Client, org: Org) -> None
         ({"date_start": "yesterday-ish"}, "date_start"),
         ({"date_end": "2026-13-45"}, "date_end"),
         ({"date_start": "2026-03-05", "date_end": "2026-03-01"}, "date_end"),
-        ({"smart_view_id": "save_missing"}, "smart_view_id"),
         ({"query": "lead_status:weird and (nested"}, "query"),
     ],
 )
@@ -299,3 +298,10 @@ def test_anchor_day_is_the_last_with_events(client: httpx.Client, org: Org) -> N
     assert payload["status_transitions"] == []
     last = get(client, org, "lead", date_start=str(ANCHOR), date_end=str(today))
     assert last["status_transitions"]
+
+
+def test_unknown_smart_view_is_an_empty_view(client: httpx.Client, org: Org) -> None:
+    payload = get(client, org, "lead", date_start="2026-03-01", smart_view_id="save_missing")
+    check_invariants(payload, "lead")
+    assert all(r["started"] == r["ended"] == 0 for r in payload["status_overview"])
+    assert payload["status_transitions"] == [] == payload["status_transitions_summary"]
