@@ -138,6 +138,17 @@ def saved_search_json(org: Org, search: SavedSearch) -> JSON:
         "date_updated": iso_utc(search.date_created),
         "created_by": search.user_id or org.users[0].id,
         "updated_by": search.user_id or org.users[0].id,
+        "shared_with": [],
+        "sharing_settings": {
+            "whole_org": search.is_shared,
+            "user_ids": [],
+            "group_ids": [],
+            "created_at": iso_utc(search.date_created),
+            "created_by_id": search.user_id or org.users[0].id,
+            "updated_at": iso_utc(search.date_created),
+            "updated_by_id": search.user_id or org.users[0].id,
+        },
+        "used_recently": False,
     }
 
 
@@ -148,6 +159,7 @@ def organization_json(org: Org, *, memberships: bool) -> JSON:
         "name": org.name,
         "currency": "USD",
         "currency_symbol": "$",
+        "plan_type": "business",
         "created_by": None,
         "updated_by": None,
         "date_created": iso_utc(org.date_created),
