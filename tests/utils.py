@@ -1,0 +1,100 @@
+"""Helpers shared by the loader, command-line and dbt tests."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import dlt
+import duckdb
+
+from sources.close_simulator import CloseSimulator, Org, events_to_duckdb, generate_org
+
+ANCHOR = date(2026, 3, 20)
+"""Last day of the simulator's history in tests (US DST starts inside it, on 2026-03-08)."""
+ONE_DAY = timedelta(days=1)
+TODAY = ANCHOR + ONE_DAY
+BASE_URL = "http://close.test/api/v1"
+SEED = 3
+
+
+def small_org(seed: int = SEED) -> Org:
+    """A small simulated org whose history ends on ``ANCHOR``."""
+    return generate_org(seed=seed, scale="small", anchor_date=ANCHOR)
+
+
+def make_pipeline(tmp_path: Path, name: str = "close") -> dlt.Pipeline:
+    """A dlt pipeline writing ``close.duckdb`` and its working files under ``tmp_path``."""
+    return dlt.pipeline(
+        pipeline_name=name,
+        pipelines_dir=str(tmp_path / "pipelines"),
+        destination=dlt.destinations.duckdb(str(tmp_path / "close.duckdb")),
+        dataset_name="close_raw",
+    )
+
+
+def run(pipeline: dlt.Pipeline, source: Any) -> Any:
+    """Runs ``source`` the way the command line does and checks every job loaded."""
+    info = pipeline.run(source, loader_file_format="parquet")
+    assert not info.has_failed_jobs, info
+    return info
+
+
+def source_kwargs(simulator: CloseSimulator, **overrides: Any) -> Dict[str, Any]:
+    """Arguments of ``close_source`` that read ``simulator`` in-process."""
+    return {
+        "api_key": "demo",
+        "base_url": BASE_URL,
+        "transport": simulator.transport(),
+        **overrides,
+    }
+
+
+def warehouse(pipeline: dlt.Pipeline, org: Optional[Org] = None) -> duckdb.DuckDBPyConnection:
+    """A connection on the loaded tables (``close_raw`` in use) with the event log of ``org``
+    in ``memory.ev`` (``memory.ev.calls``, ...), for truth computed independently."""
+    con = duckdb.connect()
+    if org is not None:
+        events_to_duckdb(org, con, schema="ev")
+    path = pipeline.destination.config_params["credentials"]  # type: ignore[attr-defined]
+    con.execute(f"attach '{path}' as wh (read_only)")
+    con.execute("use wh.close_raw")
+    return con
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str) -> List[tuple]:
+    return con.execute(sql).fetchall()
+
+
+def table_snapshot(pipeline: dlt.Pipeline, tables: Sequence[str]) -> Dict[str, List[tuple]]:
+    """Every row of ``tables`` without dlt's load columns, sorted: for before/after checks."""
+    con = warehouse(pipeline)
+    snapshot = {}
+    for table in tables:
+        columns = [
+            c[0] for c in rows(con, f"describe {table}") if c[0] not in ("_dlt_load_id", "_dlt_id")
+        ]
+        quoted = ", ".join(f'"{c}"' for c in sorted(columns))
+        snapshot[table] = rows(con, f"select {quoted} from {table} order by all")
+    con.close()
+    return snapshot
+
+
+class FakeClock:
+    """A monotonic clock that only moves when something sleeps on it (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: List[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += max(seconds, 0.0)
