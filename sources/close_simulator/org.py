@@ -415,14 +415,6 @@ class Org:
         pipeline = self.pipelines[pipeline_index]
         return [self.opportunity_status_index(s) for s in pipeline.status_ids]
 
-    def lead_matches(self, lead: int, field_name: str, value: str) -> bool:
-        """Whether a lead's ``source`` / ``industry`` equals ``value``."""
-        if field_name == "source":
-            return LEAD_SOURCES[self.leads.source[lead]] == value
-        if field_name == "industry":
-            return INDUSTRIES[self.leads.industry[lead]] == value
-        raise KeyError(field_name)
-
     def saved_search(self, saved_search_id: str) -> SavedSearch | None:
         """The saved search with this id, or None."""
         for search in self.saved_searches:

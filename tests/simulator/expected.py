@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import duckdb
 
@@ -241,8 +241,3 @@ def status_truth(
         transitions={k: len(v) for k, v in transitions.items()},
         summary=dict(summary),
     )
-
-
-def day_range(first: date, days: int) -> list[date]:
-    """``days`` consecutive dates from ``first``."""
-    return [first + timedelta(days=i) for i in range(days)]
