@@ -271,12 +271,12 @@ def load(args: argparse.Namespace, summary: RunSummary) -> Any:
         source = close_source(**kwargs)
         if names:
             source = source.with_resources(*names)
-        file_format = "parquet" if args.destination == "duckdb" else None
-        pipeline.run(
-            source,
-            loader_file_format=file_format,
-            refresh="drop_sources" if args.full_refresh else None,
-        )
+        run_options: Dict[str, Any] = {}
+        if args.destination == "duckdb":
+            run_options["loader_file_format"] = "parquet"
+        if args.full_refresh:
+            run_options["refresh"] = "drop_sources"
+        pipeline.run(source, **run_options)
     finally:
         progress.close()
         summary.requests = stats.as_dict()
@@ -315,7 +315,7 @@ def transform(args: argparse.Namespace, summary: RunSummary, pipeline: Any = Non
     started = time.monotonic()
     runner = create_runner(
         Venv.restore_current(),
-        None,  # credentials come from dbt/profiles.yml, not from dlt
+        None,  # type: ignore[arg-type]  # credentials come from dbt/profiles.yml
         working_dir=str(Path(pipeline.working_dir) / "dbt"),
         package_location=str(DBT_DIR),
         package_profiles_dir=str(DBT_DIR),

@@ -54,9 +54,8 @@ class RunSummary:
 
 def table_row_counts(pipeline: dlt.Pipeline) -> Dict[str, int]:
     """Rows in each data table of the pipeline's schema, read from the destination."""
-    tables = [
-        t["name"] for t in pipeline.default_schema.data_tables() if not t["name"].startswith("_dlt")
-    ]
+    names = [str(t["name"]) for t in pipeline.default_schema.data_tables()]
+    tables = [name for name in names if not name.startswith("_dlt")]
     counts: Dict[str, int] = {}
     with pipeline.sql_client() as client:
         for table in sorted(tables):

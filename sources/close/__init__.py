@@ -20,7 +20,8 @@ from dlt state with a lookback, and merge on their natural key, so reruns never 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from functools import partial
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, cast
 
 import dlt
 import httpx
@@ -71,25 +72,27 @@ ProgressCallback = Callable[[str, str, Window], None]
 
 def _table_resource(fn: Callable[..., Any], table: str) -> DltResource:
     _, primary_key, disposition = TABLES[table]
-    return dlt.resource(
+    resource = dlt.resource(
         fn,
         name=table,
-        write_disposition=disposition,  # type: ignore[arg-type]
+        write_disposition=disposition,
         primary_key=primary_key,
         columns=column_hints(table),
     )
+    return cast(DltResource, resource)
 
 
 def _table_transformer(fn: Callable[..., Any], table: str, parent: DltResource) -> DltResource:
     _, primary_key, disposition = TABLES[table]
-    return dlt.transformer(
+    transformer = dlt.transformer(
         fn,
         name=table,
         data_from=parent,
-        write_disposition=disposition,  # type: ignore[arg-type]
+        write_disposition=disposition,
         primary_key=primary_key,
         columns=column_hints(table),
     )
+    return cast(DltResource, transformer)
 
 
 def _metric_hints(org: OrgContext) -> Dict[str, TColumnSchema]:
@@ -249,9 +252,7 @@ def close_source(
             hints = dlt.mark.make_hints(columns=_metric_hints(org))
             pieces = overview_windows(span, timezone)
             for window, rows in ordered_map(
-                lambda w, org=org: fetch.activity_overview(
-                    org, w, timezone, run.metrics_chunk_size
-                ),
+                partial(fetch.activity_overview, org, timezone, run.metrics_chunk_size),
                 pieces,
                 run.workers,
             ):
@@ -266,7 +267,7 @@ def close_source(
                 continue
             hints = dlt.mark.make_hints(columns=_metric_hints(org))
             for window, rows in ordered_map(
-                lambda d, org=org: fetch.activity_by_user(org, d, timezone, run.metrics_chunk_size),
+                partial(fetch.activity_by_user, org, timezone, run.metrics_chunk_size),
                 day_windows(span),
                 run.workers,
             ):
@@ -280,7 +281,7 @@ def close_source(
             if span is None:
                 continue
             for window, rows in ordered_map(
-                lambda d, org=org: fetch.sent_emails(org, d, timezone),
+                partial(fetch.sent_emails, org, timezone),
                 day_windows(span),
                 run.workers,
             ):
@@ -301,9 +302,7 @@ def close_source(
                 windows = [(GRAIN_DAY, w) for w in day_windows(span)]
                 windows += [(GRAIN_MONTH, w) for w in month_windows(span)]
                 for (_, window), (overview, transitions) in ordered_map(
-                    lambda gw, org=org: fetch.status_report(
-                        org, object_type, gw[0], gw[1], timezone
-                    ),
+                    partial(fetch.status_report, org, object_type, timezone),
                     windows,
                     run.workers,
                 ):
@@ -334,7 +333,7 @@ def close_source(
                     for cohort_type in FUNNEL_COHORT_TYPES
                 ]
                 for (_, _, window), result in ordered_map(
-                    lambda c, org=org: fetch.funnel(org, table, c[0], c[1], c[2], timezone),
+                    partial(fetch.funnel, org, table, timezone),
                     calls,
                     run.workers,
                 ):
@@ -353,7 +352,7 @@ def close_source(
                 continue
             calls = [(r, w) for w in month_windows(span) for r in reports]
             for (_, window), rows in ordered_map(
-                lambda c, org=org: fetch.custom_report(org, c[0], c[1], timezone),
+                partial(fetch.custom_report, org, timezone),
                 calls,
                 run.workers,
             ):

@@ -79,7 +79,7 @@ def _activity_report(
     )
 
 
-def activity_overview(org: OrgContext, window: Window, timezone: str, chunk_size: int) -> List[Row]:
+def activity_overview(org: OrgContext, timezone: str, chunk_size: int, window: Window) -> List[Row]:
     """Daily org-wide rows for ``window`` (one call per metric chunk, merged by date)."""
     parts = [
         reshape.activity_overview_rows(
@@ -93,7 +93,7 @@ def activity_overview(org: OrgContext, window: Window, timezone: str, chunk_size
     return reshape.merge_rows(parts, ("date",))
 
 
-def activity_by_user(org: OrgContext, day: Window, timezone: str, chunk_size: int) -> List[Row]:
+def activity_by_user(org: OrgContext, timezone: str, chunk_size: int, day: Window) -> List[Row]:
     """Per-user rows of one day (one comparison call per metric chunk, merged by user)."""
     parts = [
         reshape.activity_comparison_rows(
@@ -118,7 +118,7 @@ def _get_report(org: OrgContext, path: str, window: Window, timezone: str) -> Ma
     )
 
 
-def sent_emails(org: OrgContext, day: Window, timezone: str) -> List[Row]:
+def sent_emails(org: OrgContext, timezone: str, day: Window) -> List[Row]:
     """Sent-email rows of one day, "All Emails" included."""
     response = _get_report(org, SENT_EMAILS_PATH, day, timezone)
     return reshape.sent_email_rows(response, org_id=org.org_id, window=day, timezone=timezone)
@@ -131,9 +131,13 @@ STATUS_REPORT_PATHS = {
 
 
 def status_report(
-    org: OrgContext, object_type: str, grain: str, window: Window, timezone: str
+    org: OrgContext, object_type: str, timezone: str, call: Tuple[str, Window]
 ) -> Tuple[List[Row], List[Row]]:
-    """``(overview rows, transition rows)`` of a lead or opportunity status report."""
+    """``(overview rows, transition rows)`` of a lead or opportunity status report.
+
+    ``call`` is ``(grain, window)``: a day, or a calendar month (to date).
+    """
+    grain, window = call
     response = _get_report(org, STATUS_REPORT_PATHS[object_type], window, timezone)
     return reshape.status_report_rows(
         response, org_id=org.org_id, grain=grain, window=window, timezone=timezone
@@ -167,15 +171,9 @@ def funnel_body(
     return body
 
 
-def funnel(
-    org: OrgContext,
-    table: str,
-    pipeline_id: str,
-    cohort_type: str,
-    window: Window,
-    timezone: str,
-) -> List[Row]:
-    """Rows of ``funnel_totals`` or ``funnel_stages`` for one pipeline, cohort type and month."""
+def funnel(org: OrgContext, table: str, timezone: str, call: Tuple[str, str, Window]) -> List[Row]:
+    """Rows of ``funnel_totals`` or ``funnel_stages``: ``call`` is (pipeline, cohort, month)."""
+    pipeline_id, cohort_type, window = call
     path, reshaper = FUNNEL_ENDPOINTS[table]
     response = org.client.post(
         path,
@@ -198,9 +196,10 @@ CUSTOM_REPORT_PARAMS = ("x", "y", "interval", "transform_y", "group_by", "query"
 
 
 def custom_report(
-    org: OrgContext, report: Mapping[str, Any], window: Window, timezone: str
+    org: OrgContext, timezone: str, call: Tuple[Mapping[str, Any], Window]
 ) -> List[Row]:
-    """Rows of one configured Explorer query over ``window``."""
+    """Rows of one configured Explorer query; ``call`` is ``(report, month)``."""
+    report, window = call
     params = {k: str(report[k]) for k in CUSTOM_REPORT_PARAMS if report.get(k) not in (None, "")}
     params.update(start=window.start.isoformat(), end=window.end.isoformat())
     response = org.client.get(

@@ -9,7 +9,7 @@ objects flattened with one underscore, sentinel values in nullable key columns.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
@@ -93,6 +93,9 @@ def activity_overview_rows(
 ) -> List[Row]:
     """Rows of ``activity_overview``: one per daily bucket of an overview report.
 
+    A row's ``window_start`` / ``window_end`` are its own day, not the (multi-day) request
+    window, so re-reading a day with another request window leaves the row identical.
+
     Raises:
         UnexpectedResponseError: When the buckets are not one per day of ``window`` (Close
             coarsened them, or the window and the response disagree).
@@ -106,7 +109,7 @@ def activity_overview_rows(
         day = datetime.fromisoformat(stamp.replace("Z", "+00:00")).date()
         rows.append(
             {
-                **_window_columns(org_id, window, timezone),
+                **_window_columns(org_id, Window(day, day + timedelta(days=1)), timezone),
                 "date": day,
                 "datetime": stamp,
                 **_metric_columns(bucket, ("datetime",)),

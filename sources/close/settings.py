@@ -10,7 +10,7 @@ underscore (``_queries_started``).
 
 from typing import Dict, List, Tuple
 
-from dlt.common.schema.typing import TColumnSchema, TDataType
+from dlt.common.schema.typing import TColumnSchema, TDataType, TWriteDisposition
 
 DEFAULT_BASE_URL = "https://api.close.com/api/v1"
 DEFAULT_TIMEZONE = "UTC"
@@ -275,7 +275,7 @@ _SAVED_SEARCHES: Dict[str, TDataType] = {
 }
 
 # name -> (columns, primary key, write disposition)
-TABLES: Dict[str, Tuple[Dict[str, TDataType], List[str], str]] = {
+TABLES: Dict[str, Tuple[Dict[str, TDataType], List[str], TWriteDisposition]] = {
     "activity_metrics": (_ACTIVITY_METRICS, ["org_id", "key"], "replace"),
     "activity_overview": (_ACTIVITY_OVERVIEW, ["org_id", "date"], "merge"),
     "activity_by_user": (_ACTIVITY_BY_USER, ["org_id", "date", "user_id"], "merge"),

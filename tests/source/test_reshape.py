@@ -76,7 +76,7 @@ def test_activity_overview_rows_from_docs_example() -> None:
     assert rows[0] == {
         "org_id": ORG,
         "window_start": date(2019, 1, 1),
-        "window_end": date(2019, 1, 8),
+        "window_end": date(2019, 1, 2),
         "timezone": "UTC",
         "date": date(2019, 1, 1),
         "datetime": "2019-01-01T00:00:00+00:00",

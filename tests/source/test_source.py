@@ -9,8 +9,17 @@ from sources.close import close_source
 from sources.close.client import RequestStats
 from sources.close.settings import TABLES
 from sources.close_simulator import CloseSimulator
-from tests.utils import ANCHOR, ONE_DAY, TODAY, make_pipeline, rows, run, small_org, source_kwargs
-from tests.utils import warehouse
+from tests.utils import (
+    ANCHOR,
+    ONE_DAY,
+    TODAY,
+    make_pipeline,
+    rows,
+    run,
+    small_org,
+    source_kwargs,
+    warehouse,
+)
 
 START = ANCHOR - timedelta(days=29)  # 30 days: 2026-02-19 .. 2026-03-20
 END = TODAY
@@ -236,7 +245,8 @@ def test_opportunity_transitions_per_day(loaded) -> None:
         rows(
             con,
             f"""
-        select cast(changed_at as date), old_status_id, new_status_id, count(distinct opportunity_id)
+        select cast(changed_at as date), old_status_id, new_status_id,
+               count(distinct opportunity_id)
         from memory.ev.opportunity_status_changes
         where changed_at >= '{START}' and changed_at < '{END}' group by all
         union all
@@ -304,7 +314,8 @@ def test_funnel_stages_per_user_add_up_and_never_exceed_the_cohort(loaded) -> No
         """
         select count(*) from funnel_stages where stage_index = 0 and user_id = '_all'
         and count <> (select t.count from funnel_totals t where t.user_id = '_all'
-          and t.window_start = funnel_stages.window_start and t.pipeline_id = funnel_stages.pipeline_id
+          and t.window_start = funnel_stages.window_start
+          and t.pipeline_id = funnel_stages.pipeline_id
           and t.cohort_type = funnel_stages.cohort_type)""",
     ) == [(0,)]
 
@@ -354,5 +365,5 @@ def simulator_metric_keys(simulator: CloseSimulator) -> list:
     with httpx.Client(transport=simulator.transport(), auth=("demo", "")) as client:
         return [
             m["key"]
-            for m in client.get(f"http://x/api/v1/report/activity/metrics/").json()["metrics"]
+            for m in client.get("http://x/api/v1/report/activity/metrics/").json()["metrics"]
         ]
