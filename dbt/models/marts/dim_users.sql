@@ -94,7 +94,10 @@ final as (
         users.last_name,
         users.email,
         users.image_url,
-        coalesce(users.is_active, false) as is_active,
+        case
+            when users.user_id is null then false
+            else users.is_active
+        end as is_active,
         users.user_id is not null as is_in_user_list,
         users.created_at,
         users.updated_at

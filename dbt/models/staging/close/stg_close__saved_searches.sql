@@ -18,10 +18,14 @@ renamed as (
 
         ----------  strings
         name as saved_search_name,
+        description as saved_search_description,
         {{ adapter.quote('type') }} as search_type,
+        query as legacy_query,
+        s_query as structured_query,
 
         ----------  booleans
         is_shared,
+        is_user_dependent,
 
         ----------  timestamps
         date_created as created_at,
