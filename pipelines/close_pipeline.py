@@ -26,6 +26,7 @@ from pipelines.summary import (  # noqa: E402
     RunSummary,
     drift_warnings,
     load_phase_seconds,
+    mart_row_counts,
     table_row_counts,
 )
 
@@ -35,6 +36,23 @@ DEMO_DAYS = 90
 DEMO_SCALE = "medium"
 DEMO_SEED = 7
 DEMO_KEY = "demo"
+DEMO_CUSTOM_REPORTS = [
+    {
+        "name": "leads_created_per_day",
+        "x": "lead.date_created",
+        "y": "lead.count",
+        "interval": "day",
+    },
+    {
+        "name": "call_minutes_per_user_per_week",
+        "x": "call.date_created",
+        "y": "call.duration",
+        "interval": "week",
+        "transform_y": "sum",
+        "group_by": "user",
+    },
+]
+"""Explorer queries of the demo when .dlt/config.toml (in the working directory) has none."""
 
 EPILOG = """\
 examples:
@@ -227,13 +245,17 @@ def _check_duckdb_unlocked(args: argparse.Namespace) -> None:
 
 
 def _demo_source_kwargs() -> Dict[str, Any]:
+    import dlt
+
     from sources.close.windows import local_today
     from sources.close_simulator import CloseSimulator, generate_org
 
     today = local_today("UTC")
     org = generate_org(seed=DEMO_SEED, scale=DEMO_SCALE)
     simulator = CloseSimulator({DEMO_KEY: org})
+    configured: Any = dlt.config.get("sources.close.custom_reports")
     return {
+        "custom_reports": configured or DEMO_CUSTOM_REPORTS,
         "api_key": DEMO_KEY,
         "api_keys": [],
         "base_url": "http://close-simulator.local/api/v1",
@@ -337,6 +359,8 @@ def transform(args: argparse.Namespace, summary: RunSummary, pipeline: Any = Non
         ) from exc
     finally:
         summary.phases["dbt"] = time.monotonic() - started
+    if summary.duckdb_path:
+        summary.mart_rows = mart_row_counts(summary.duckdb_path)
 
 
 # ---------------------------------------------------------------- commands

@@ -7,6 +7,15 @@ from typing import Dict, List, Optional
 
 import dlt
 
+EXAMPLE_QUERIES = (
+    "select user_name, sum(calls_count) as calls, round(sum(calls_duration_minutes)) as "
+    "talk_minutes from close_marts.fct_user_activity_daily where activity_date >= "
+    "current_date - 7 group by 1 order by 2 desc",
+    "select status_label, sum(count_entered) as entered, sum(count_left) as left_status "
+    "from close_marts.fct_lead_status_daily where status_date >= date_trunc('month', "
+    "current_date) group by 1 order by 2 desc",
+)
+
 VARIANT_MARK = "__v_"
 """dlt names a column that received a value of another type ``<column>__v_<type>``."""
 
@@ -17,6 +26,7 @@ class RunSummary:
 
     phases: Dict[str, float] = field(default_factory=dict)
     table_rows: Dict[str, int] = field(default_factory=dict)
+    mart_rows: Dict[str, int] = field(default_factory=dict)
     requests: Dict[str, int] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
     duckdb_path: Optional[str] = None
@@ -25,10 +35,14 @@ class RunSummary:
     def lines(self) -> List[str]:
         """The summary as printable lines."""
         out = ["", "Summary"]
-        if self.table_rows:
-            out.append("  tables (rows):")
-            width = max(len(t) for t in self.table_rows)
-            out += [f"    {t:<{width}}  {n:>10,}" for t, n in sorted(self.table_rows.items())]
+        for title, counts in (
+            (f"raw tables in {self.dataset} (rows):", self.table_rows),
+            ("marts in close_marts (rows):", self.mart_rows),
+        ):
+            if counts:
+                out.append(f"  {title}")
+                width = max(len(t) for t in counts)
+                out += [f"    {t:<{width}}  {n:>10,}" for t, n in sorted(counts.items())]
         if self.requests:
             r = self.requests
             out.append(
@@ -39,16 +53,8 @@ class RunSummary:
             out.append("  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in self.phases.items()))
         out += [f"  warning: {w}" for w in self.warnings]
         if self.duckdb_path:
-            out += [
-                f"  DuckDB file: {self.duckdb_path}",
-                "  try:",
-                f'    duckdb {self.duckdb_path} "select activity_date, user_name, calls, '
-                "talk_time_minutes from close_marts.fct_user_activity_daily "
-                'order by activity_date desc, calls desc limit 10"',
-                f'    duckdb {self.duckdb_path} "select status_label, sum(entered) as entered, '
-                "sum(left_count) as left_count from close_marts.fct_lead_status_daily "
-                'where status_date >= current_date - 30 group by 1 order by 2 desc"',
-            ]
+            out += [f"  DuckDB file: {self.duckdb_path}", "  try:"]
+            out += [f'    duckdb {self.duckdb_path} "{query}"' for query in EXAMPLE_QUERIES]
         return out
 
 
@@ -65,6 +71,21 @@ def table_row_counts(pipeline: dlt.Pipeline) -> Dict[str, int]:
             except Exception:  # a table of the schema that was never created (no data yet)
                 continue
             counts[table] = int(rows[0][0]) if rows else 0
+    return counts
+
+
+def mart_row_counts(duckdb_path: str, schema: str = "close_marts") -> Dict[str, int]:
+    """Rows in each table of the dbt marts schema of a DuckDB file."""
+    import duckdb
+
+    counts: Dict[str, int] = {}
+    with duckdb.connect(duckdb_path, read_only=True) as con:
+        tables = con.execute(
+            "select table_name from information_schema.tables where table_schema = ?",
+            [schema],
+        ).fetchall()
+        for (table,) in tables:
+            counts[table] = con.execute(f'select count(*) from {schema}."{table}"').fetchall()[0][0]
     return counts
 
 
