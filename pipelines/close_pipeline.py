@@ -224,7 +224,7 @@ def _destination(args: argparse.Namespace) -> Any:
         raise UsageError(
             f"Unknown or unavailable destination {args.destination!r}: use a dlt destination "
             "name such as duckdb, postgres, motherduck, bigquery, snowflake (install its extra, "
-            f"e.g. pip install -e '.[postgres]'). ({exc})"
+            f"e.g. pip install -e '.[postgres]'). ({str(exc).splitlines()[0]})"
         ) from exc
 
 
@@ -399,6 +399,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except Exception as exc:  # every failure ends with one actionable line
         message, status = explain(exc)
+        message = " ".join(message.split())  # the last line says what failed, on one line
         print(f"close-pipeline {args.command} failed: {message}", file=sys.stderr)
         return status
     for line in summary.lines():
