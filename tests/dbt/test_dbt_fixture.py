@@ -3,24 +3,12 @@
 Builds the fixture into a temporary DuckDB file, runs a real ``dbt build`` (models, data tests,
 unit tests) and checks mart values against numbers computed by hand from the fixture rows. A
 second build on a deliberately corrupted fixture proves the invariant tests bite: exactly the
-tests guarding the broken invariants fail.
-
-dbt runs in a subprocess (the venv's ``dbt``), as dlt's dbt runner does: dbt-duckdb keeps its
-DuckDB instance open for the life of the process, which would lock the file against the
-read-only connections the checks use. Its target and log directories go to the temporary
-directory, so the repo tree stays clean.
+tests guarding the broken invariants fail. How dbt is run: ``tests/dbt/runner.py``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
@@ -29,84 +17,9 @@ import yaml
 from sources.close.settings import TABLES
 
 from . import fixtures as fx
-
-DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
+from .runner import DBT_PROJECT_DIR, DbtRun, query, run_dbt
 
 pytestmark = pytest.mark.dbt
-
-
-DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
-
-
-@dataclass
-class DbtRun:
-    """Outcome of one dbt command: exit status, output, and node name -> (type, status)."""
-
-    returncode: int
-    output: str
-    nodes: dict[str, tuple[str, str]]
-
-    @property
-    def success(self) -> bool:
-        return self.returncode == 0
-
-    def names(self, *statuses: str, resource_type: str | None = None) -> set[str]:
-        return {
-            name
-            for name, (node_type, status) in self.nodes.items()
-            if status in statuses and resource_type in (None, node_type)
-        }
-
-
-def run_dbt(args: Sequence[str], duckdb_path: Path, work_dir: Path) -> DbtRun:
-    """Run one dbt command against ``duckdb_path``; target and logs go to ``work_dir``."""
-    env = {
-        **os.environ,
-        "CLOSE_DUCKDB_PATH": str(duckdb_path),
-        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-        "DO_NOT_TRACK": "1",
-    }
-    target_path = work_dir / "target"
-    completed = subprocess.run(
-        [
-            str(DBT_EXECUTABLE),
-            "--no-use-colors",
-            *args,
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(target_path),
-            "--log-path",
-            str(work_dir / "logs"),
-        ],
-        cwd=work_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    output = completed.stdout + completed.stderr
-    run_results = target_path / "run_results.json"
-    assert run_results.exists(), f"dbt did not run:\n{output}"
-    nodes: dict[str, tuple[str, str]] = {}
-    for result in json.loads(run_results.read_text())["results"]:
-        # model.<project>.<name>, test.<project>.<name>[.<hash>],
-        # unit_test.<project>.<model>.<name>
-        parts = result["unique_id"].split(".")
-        name = parts[3] if parts[0] == "unit_test" else parts[2]
-        nodes[name] = (parts[0], result["status"])
-    return DbtRun(completed.returncode, output, nodes)
-
-
-def query(duckdb_path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(duckdb_path), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")
