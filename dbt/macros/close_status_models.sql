@@ -1,0 +1,175 @@
+{#
+    Lead and opportunity status reports have the same shape; opportunities add
+    `_opportunities_page_url(s)` drill-down paths and a pipeline. One macro per model pair
+    keeps the two twins identical.
+#}
+
+{% macro stg_close_status_overview(object_type) -%}
+{%- set counters = ['started', 'ended', 'gained', 'lost', 'entered', 'left'] -%}
+with
+
+source as (
+
+    select * from {{ close_source(object_type ~ '_status_overview') }}
+
+),
+
+renamed as (
+
+    select
+
+        ----------  ids
+        org_id,
+        status_id,
+
+        ----------  strings
+        grain,
+        status_label,
+        timezone as report_timezone,
+        {% for counter in counters -%}
+        _queries_{{ counter }} as {{ counter }}_query,
+        _leads_page_urls_{{ counter }} as {{ counter }}_leads_page_url,
+        {% if object_type == 'opportunity' -%}
+        _opportunities_page_urls_{{ counter }} as {{ counter }}_opportunities_page_url,
+        {% endif -%}
+        {% endfor %}
+
+        ----------  numerics
+        started as count_started,
+        ended as count_ended,
+        {{ adapter.quote('change') }} as count_change,
+        change_percent,
+        gained as count_gained,
+        lost as count_lost,
+        entered as count_entered,
+        {{ adapter.quote('left') }} as count_left,
+
+        ----------  booleans
+        status_is_deleted as is_status_deleted,
+
+        ----------  dates
+        window_start as window_start_date,
+        window_end as window_end_date,
+
+        ----------  dlt metadata
+        _dlt_load_id,
+        to_timestamp(cast(_dlt_load_id as {{ close_type_double() }})) as loaded_at
+
+    from source
+
+)
+
+select * from renamed
+{%- endmacro %}
+
+
+{% macro stg_close_status_transitions(object_type) -%}
+with
+
+source as (
+
+    select * from {{ close_source(object_type ~ '_status_transitions') }}
+
+),
+
+renamed as (
+
+    select
+
+        ----------  ids
+        org_id,
+        from_status_key,
+        from_status_id,
+        to_status_id,
+
+        ----------  strings
+        grain,
+        kind,
+        from_status_label,
+        to_status_label,
+        timezone as report_timezone,
+        _query as search_query,
+        _leads_page_url as leads_page_url,
+        {% if object_type == 'opportunity' -%}
+        _opportunities_page_url as opportunities_page_url,
+        {% endif %}
+
+        ----------  numerics
+        {{ adapter.quote('count') }} as transition_count,
+
+        ----------  booleans
+        from_status_is_deleted as is_from_status_deleted,
+        to_status_is_deleted as is_to_status_deleted,
+        coalesce(from_status_key = '_created', false) as is_created_in_window,
+
+        ----------  dates
+        window_start as window_start_date,
+        window_end as window_end_date,
+
+        ----------  dlt metadata
+        _dlt_load_id,
+        to_timestamp(cast(_dlt_load_id as {{ close_type_double() }})) as loaded_at
+
+    from source
+
+)
+
+select * from renamed
+{%- endmacro %}
+
+
+{% macro fct_close_status_daily(object_type) -%}
+{%- set drill_down = 'ended_leads_page_url' if object_type == 'lead'
+    else 'ended_opportunities_page_url' -%}
+with
+
+status_overview as (
+
+    select * from {{ ref('stg_close__' ~ object_type ~ '_status_overview') }}
+
+),
+
+dim_statuses as (
+
+    select * from {{ ref('dim_' ~ object_type ~ '_statuses') }}
+
+),
+
+daily as (
+
+    select * from status_overview where grain = 'day'
+
+),
+
+final as (
+
+    select
+        daily.org_id,
+        daily.status_id,
+        daily.window_start_date as status_date,
+        daily.window_end_date,
+        dim_statuses.status_label,
+        {% if object_type == 'opportunity' -%}
+        dim_statuses.status_type,
+        dim_statuses.pipeline_id,
+        {% endif -%}
+        dim_statuses.is_deleted as is_status_deleted,
+        daily.count_started,
+        daily.count_ended,
+        daily.count_change,
+        daily.change_percent,
+        daily.count_gained,
+        daily.count_lost,
+        daily.count_entered,
+        daily.count_left,
+        daily.{{ drill_down }}
+
+    from daily
+    left join dim_statuses
+        on daily.org_id = dim_statuses.org_id
+        and daily.status_id = dim_statuses.status_id
+
+)
+
+select * from final
+{%- endmacro %}
