@@ -13,9 +13,11 @@ opportunity_status_transitions as (
 ),
 
 transitions as (
-
+    {% for object_type, page_url in [
+        ('lead', 'leads_page_url'), ('opportunity', 'opportunities_page_url')
+    ] %}
     select
-        cast('lead' as {{ dbt.type_string() }}) as object_type,
+        cast('{{ object_type }}' as {{ dbt.type_string() }}) as object_type,
         org_id,
         grain,
         window_start_date,
@@ -30,30 +32,10 @@ transitions as (
         is_to_status_deleted,
         is_created_in_window,
         transition_count,
-        leads_page_url as page_url
-    from lead_status_transitions
-
-    union all
-
-    select
-        cast('opportunity' as {{ dbt.type_string() }}) as object_type,
-        org_id,
-        grain,
-        window_start_date,
-        window_end_date,
-        kind,
-        from_status_key,
-        to_status_id,
-        from_status_id,
-        from_status_label,
-        is_from_status_deleted,
-        to_status_label,
-        is_to_status_deleted,
-        is_created_in_window,
-        transition_count,
-        opportunities_page_url as page_url
-    from opportunity_status_transitions
-
+        {{ page_url }} as page_url
+    from {{ object_type }}_status_transitions
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 ),
 
 final as (
