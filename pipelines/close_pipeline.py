@@ -348,14 +348,13 @@ def transform(args: argparse.Namespace, summary: RunSummary, pipeline: Any = Non
         runner.run_all(run_params=("--fail-fast",), additional_vars=package_vars)
         runner.test(additional_vars=package_vars)
     except DBTProcessingError as exc:
-        failed = [
-            f"{r.model_name} ({r.status})"
-            for r in (exc.run_results or [])
-            if r.status not in ("success", "pass")
-        ]
+        results = exc.run_results or []
+        failed = [f"{r.model_name} ({r.status})" for r in results if r.status in ("error", "fail")]
+        skipped = sum(1 for r in results if r.status == "skipped")
         raise DbtBuildError(
-            f"dbt {exc.command} failed: {', '.join(failed) or exc}. Rerun with "
-            "`dbt build --project-dir dbt --profiles-dir dbt` for details."
+            f"dbt {exc.command} failed: {', '.join(failed) or exc}"
+            + (f"; {skipped} dependent nodes skipped" if skipped else "")
+            + ". Rerun with `dbt build --project-dir dbt --profiles-dir dbt` for details."
         ) from exc
     finally:
         summary.phases["dbt"] = time.monotonic() - started
