@@ -5,7 +5,7 @@
     Each entry: `key` (Close's metric key), `column` (the raw column dlt gives it: dots become
     underscores), `name` (the column in fct_user_activity_daily; null for averages, which are
     recomputed there from sum / count instead of zero-filled), `data_type` (bigint for `.count`
-    and `.sum_*`, double for `.avg_*`).
+    and `.sum_*`, a 64-bit float (close_type_double()) for `.avg_*`).
 
     A live org can list more metrics: staging passes unknown metric columns through and
     fct_activity_metrics_daily unpivots every metric listed in activity_metrics, named or not.
@@ -72,7 +72,7 @@
             'key': key,
             'column': key.replace('.', '_'),
             'name': name,
-            'data_type': 'bigint' if (aggregation == 'count' or aggregation.startswith('sum_')) else 'double',
+            'data_type': 'bigint' if (aggregation == 'count' or aggregation.startswith('sum_')) else close_type_double(),
         }) -%}
     {%- endfor -%}
     {{ return(metrics) }}

@@ -59,7 +59,7 @@ reported_statuses_ranked as (
         reported_statuses.*,
         row_number() over (
             partition by org_id, status_id
-            order by window_start_date desc, status_label
+            order by window_start_date desc nulls last, status_label nulls last
         ) as recency_rank,
         max(case when is_status_deleted then 1 else 0 end)
             over (partition by org_id, status_id) as reported_deleted_flag,

@@ -89,7 +89,7 @@ reported_statuses_ranked as (
         reported_statuses.*,
         row_number() over (
             partition by org_id, status_id
-            order by window_start_date desc, status_label
+            order by window_start_date desc nulls last, status_label nulls last
         ) as recency_rank,
         max(status_type) over (partition by org_id, status_id) as reported_status_type,
         max(pipeline_id) over (partition by org_id, status_id) as reported_pipeline_id,

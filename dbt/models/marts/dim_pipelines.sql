@@ -43,9 +43,9 @@ pipeline_statuses as (
         org_id,
         pipeline_id,
         count(*) as status_count,
-        sum(case when status_type = 'active' then 1 else 0 end) as active_status_count,
-        sum(case when status_type = 'won' then 1 else 0 end) as won_status_count,
-        sum(case when status_type = 'lost' then 1 else 0 end) as lost_status_count
+        cast(sum(case when status_type = 'active' then 1 else 0 end) as bigint) as active_status_count,
+        cast(sum(case when status_type = 'won' then 1 else 0 end) as bigint) as won_status_count,
+        cast(sum(case when status_type = 'lost' then 1 else 0 end) as bigint) as lost_status_count
     from opportunity_statuses
     group by 1, 2
 

@@ -34,7 +34,7 @@ reported_user_names as (
         user_name,
         row_number() over (
             partition by org_id, user_id
-            order by activity_date desc
+            order by activity_date desc nulls last
         ) as recency_rank
     from activity_by_user
 

@@ -86,7 +86,7 @@ final as (
         {{ month_start('window_start_date') }} as month_start_date,
         window_start_date,
         window_end_date,
-        {{ dbt.datediff('window_start_date', 'window_end_date', 'day') }} as days_in_window,
+        cast({{ dbt.datediff('window_start_date', 'window_end_date', 'day') }} as bigint) as days_in_window,
         (
             window_start_date = {{ month_start('window_start_date') }}
             and window_end_date = cast({{ dbt.dateadd('month', 1, month_start('window_start_date')) }} as date)

@@ -15,6 +15,8 @@ funnel_totals as (
 
 ),
 
+{#- Sums of integers are cast back to bigint: the sum of a bigint is a HUGEINT on DuckDB and a
+    numeric on Postgres; bigint keeps the column types the same on every warehouse. #}
 monthly_activity as (
 
     select
@@ -23,28 +25,28 @@ monthly_activity as (
         month_start_date,
         max(user_name) as user_name,
         count(*) as days_in_data,
-        sum(case when has_report_row then 1 else 0 end) as days_with_report_row,
-        sum(calls_count) as calls_count,
-        sum(outbound_calls_count) as outbound_calls_count,
-        sum(calls_duration_seconds) as calls_duration_seconds,
-        sum(emails_sent_count) as emails_sent_count,
-        sum(
+        cast(sum(case when has_report_row then 1 else 0 end) as bigint) as days_with_report_row,
+        cast(sum(calls_count) as bigint) as calls_count,
+        cast(sum(outbound_calls_count) as bigint) as outbound_calls_count,
+        cast(sum(calls_duration_seconds) as bigint) as calls_duration_seconds,
+        cast(sum(emails_sent_count) as bigint) as emails_sent_count,
+        cast(sum(
             sequence_emails_sent_with_reply_count
             + manual_emails_sent_with_reply_count
             + bulk_emails_sent_with_reply_count
-        ) as emails_replied_count,
-        sum(sms_sent_count) as sms_sent_count,
-        sum(leads_created_count) as leads_created_count,
-        sum(leads_contacted_count) as leads_contacted_count,
-        sum(opportunities_created_count) as opportunities_created_count,
-        sum(opportunities_won_count) as opportunities_won_count,
-        sum(opportunities_lost_count) as opportunities_lost_count,
-        sum(
+        ) as bigint) as emails_replied_count,
+        cast(sum(sms_sent_count) as bigint) as sms_sent_count,
+        cast(sum(leads_created_count) as bigint) as leads_created_count,
+        cast(sum(leads_contacted_count) as bigint) as leads_contacted_count,
+        cast(sum(opportunities_created_count) as bigint) as opportunities_created_count,
+        cast(sum(opportunities_won_count) as bigint) as opportunities_won_count,
+        cast(sum(opportunities_lost_count) as bigint) as opportunities_lost_count,
+        cast(sum(
             opportunities_won_one_time_value_cents
             + opportunities_won_monthly_value_cents
             + opportunities_won_annual_value_cents
-        ) as won_value_cents,
-        sum(opportunities_won_annualized_value_cents) as won_annualized_value_cents
+        ) as bigint) as won_value_cents,
+        cast(sum(opportunities_won_annualized_value_cents) as bigint) as won_annualized_value_cents
     from user_activity_daily
     group by 1, 2, 3
 
