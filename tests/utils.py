@@ -58,7 +58,7 @@ def warehouse(pipeline: dlt.Pipeline, org: Optional[Org] = None) -> duckdb.DuckD
     con = duckdb.connect()
     if org is not None:
         events_to_duckdb(org, con, schema="ev")
-    path = pipeline.destination.config_params["credentials"]  # type: ignore[attr-defined]
+    path = pipeline.destination.config_params["credentials"]
     con.execute(f"attach '{path}' as wh (read_only)")
     con.execute("use wh.close_raw")
     return con
