@@ -143,3 +143,25 @@
     {%- endif -%}
 {%- endmacro %}
 
+
+
+{#
+    The metric columns of a staging model over `activity_overview` or `activity_by_user`:
+    every documented metric typed by its key's suffix (null where the raw table lacks it),
+    then any further metric column a live org has, passed through.
+#}
+{% macro close_select_metric_columns(table, known_columns) -%}
+{%- set documented = close_documented_metrics() -%}
+{%- set present = close_metric_columns(source('close', table), known_columns) -%}
+{%- set documented_columns = documented | map(attribute='column') | list -%}
+        {% for metric in documented -%}
+        {%- if metric.column in present or not execute -%}
+        cast({{ metric.column }} as {{ metric.data_type }}) as {{ metric.column }},
+        {%- else -%}
+        cast(null as {{ metric.data_type }}) as {{ metric.column }},
+        {%- endif %}
+        {% endfor -%}
+        {% for column in present if column not in documented_columns -%}
+        {{ column }},
+        {% endfor %}
+{%- endmacro %}

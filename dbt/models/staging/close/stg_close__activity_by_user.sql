@@ -1,10 +1,3 @@
-{#- Metric columns: the documented ones always exist here (null where the raw table lacks them),
-    typed by their key's suffix; any further metric column a live org has is passed through. -#}
-{%- set known_columns = ['org_id', 'window_start', 'window_end', 'timezone', 'date', 'user_id', 'user_name'] -%}
-{%- set documented = close_documented_metrics() -%}
-{%- set present = close_metric_columns(source('close', 'activity_by_user'), known_columns) -%}
-{%- set documented_columns = documented | map(attribute='column') | list -%}
-
 with
 
 source as (
@@ -26,16 +19,7 @@ renamed as (
         timezone as report_timezone,
 
         ----------  numerics: one column per activity metric (raw metric column names)
-        {% for metric in documented -%}
-        {%- if metric.column in present or not execute -%}
-        cast({{ metric.column }} as {{ metric.data_type }}) as {{ metric.column }},
-        {%- else -%}
-        cast(null as {{ metric.data_type }}) as {{ metric.column }},
-        {%- endif %}
-        {% endfor -%}
-        {% for column in present if column not in documented_columns -%}
-        {{ column }},
-        {% endfor %}
+        {{ close_select_metric_columns('activity_by_user', ['org_id', 'window_start', 'window_end', 'timezone', 'date', 'user_id', 'user_name']) }}
 
         ----------  dates
         {{ adapter.quote('date') }} as activity_date,
