@@ -78,6 +78,7 @@ def _table_resource(fn: Callable[..., Any], table: str) -> DltResource:
         write_disposition=disposition,
         primary_key=primary_key,
         columns=column_hints(table),
+        parallelized=True,
     )
     return cast(DltResource, resource)
 
@@ -250,14 +251,19 @@ def close_source(
             if span is None:
                 continue
             hints = dlt.mark.make_hints(columns=_metric_hints(org))
+            schema = reshape.arrow_schema("activity_overview", org.metric_keys)
+            batcher = fetch.Batcher(schema, fetch.current_load_id())
             pieces = overview_windows(span, timezone)
-            for window, rows in ordered_map(
+            for window, part in ordered_map(
                 partial(fetch.activity_overview, org, timezone, run.metrics_chunk_size),
                 pieces,
                 run.workers,
             ):
                 report("activity_overview", org, window)
-                yield dlt.mark.with_hints(rows, hints)
+                for item in batcher.add(part):
+                    yield dlt.mark.with_hints(item, hints)
+            for item in batcher.flush():
+                yield dlt.mark.with_hints(item, hints)
             incremental.record("activity_overview", org.org_id, span, run)
 
     def activity_by_user() -> Iterator[Any]:
@@ -266,33 +272,43 @@ def close_source(
             if span is None:
                 continue
             hints = dlt.mark.make_hints(columns=_metric_hints(org))
-            for window, rows in ordered_map(
-                partial(fetch.activity_by_user, org, timezone, run.metrics_chunk_size),
+            schema = reshape.arrow_schema("activity_by_user", org.metric_keys)
+            batcher = fetch.Batcher(schema, fetch.current_load_id())
+            for window, part in ordered_map(
+                partial(fetch.activity_by_user_part, org, timezone, run.metrics_chunk_size, schema),
                 day_windows(span),
                 run.workers,
             ):
                 report("activity_by_user", org, window)
-                yield dlt.mark.with_hints(rows, hints)
+                for item in batcher.add(part):
+                    yield dlt.mark.with_hints(item, hints)
+            for item in batcher.flush():
+                yield dlt.mark.with_hints(item, hints)
             incremental.record("activity_by_user", org.org_id, span, run)
 
-    def sent_emails_by_template() -> Iterator[List[reshape.Row]]:
+    def sent_emails_by_template() -> Iterator[Any]:
+        schema = reshape.arrow_schema("sent_emails_by_template")
         for org in orgs:
             span = incremental.plan("sent_emails_by_template", org.org_id, run)
             if span is None:
                 continue
-            for window, rows in ordered_map(
+            batcher = fetch.Batcher(schema, fetch.current_load_id())
+            for window, part in ordered_map(
                 partial(fetch.sent_emails, org, timezone),
                 day_windows(span),
                 run.workers,
             ):
                 report("sent_emails_by_template", org, window)
-                yield rows
+                yield from batcher.add(part)
+            yield from batcher.flush()
             incremental.record("sent_emails_by_template", org.org_id, span, run)
 
     # ------------------------------------------------------------ status reports
 
     def status_reports(object_type: str) -> Callable[[], Iterator[Dict[str, Any]]]:
         state_key = f"{object_type}_status_report"
+        overview_schema = reshape.arrow_schema(f"{object_type}_status_overview")
+        transitions_schema = reshape.arrow_schema(f"{object_type}_status_transitions")
 
         def responses() -> Iterator[Dict[str, Any]]:
             for org in orgs:
@@ -301,27 +317,40 @@ def close_source(
                     continue
                 windows = [(GRAIN_DAY, w) for w in day_windows(span)]
                 windows += [(GRAIN_MONTH, w) for w in month_windows(span)]
-                for (_, window), (overview, transitions) in ordered_map(
+                load_id = fetch.current_load_id()
+                overviews = fetch.Batcher(overview_schema, load_id)
+                transitions = fetch.Batcher(transitions_schema, load_id)
+                for (_, window), (overview, transition) in ordered_map(
                     partial(fetch.status_report, org, object_type, timezone),
                     windows,
                     run.workers,
                 ):
                     report(state_key, org, window)
-                    yield {"overview": overview, "transitions": transitions}
+                    for item in overviews.add(overview):
+                        yield {"overview": item}
+                    for item in transitions.add(transition):
+                        yield {"transitions": item}
+                for item in overviews.flush():
+                    yield {"overview": item}
+                for item in transitions.flush():
+                    yield {"transitions": item}
                 incremental.record(state_key, org.org_id, span, run)
 
         return responses
 
-    def pick(part: str) -> Callable[[Dict[str, Any]], Iterator[List[reshape.Row]]]:
-        def rows(item: Dict[str, Any]) -> Iterator[List[reshape.Row]]:
-            yield item[part]
+    def pick(part: str) -> Callable[[Dict[str, Any]], Iterator[Any]]:
+        def rows(item: Dict[str, Any]) -> Iterator[Any]:
+            if part in item:
+                yield item[part]
 
         return rows
 
     # ------------------------------------------------------------ funnels and Explorer
 
-    def funnel_rows(table: str) -> Callable[[], Iterator[List[reshape.Row]]]:
-        def rows() -> Iterator[List[reshape.Row]]:
+    def funnel_rows(table: str) -> Callable[[], Iterator[Any]]:
+        schema = reshape.arrow_schema(table)
+
+        def rows() -> Iterator[Any]:
             for org in orgs:
                 span = incremental.plan(table, org.org_id, run)
                 if span is None:
@@ -332,37 +361,47 @@ def close_source(
                     for pipeline in org.pipelines
                     for cohort_type in FUNNEL_COHORT_TYPES
                 ]
-                for (_, _, window), result in ordered_map(
+                batcher = fetch.Batcher(schema, fetch.current_load_id())
+                for (_, _, window), part in ordered_map(
                     partial(fetch.funnel, org, table, timezone),
                     calls,
                     run.workers,
                 ):
                     report(table, org, window)
-                    yield result
+                    yield from batcher.add(part)
+                yield from batcher.flush()
                 incremental.record(table, org.org_id, span, run)
 
         return rows
 
-    def custom_report_rows() -> Iterator[List[reshape.Row]]:
+    def custom_report_rows() -> Iterator[Any]:
         if not reports:
             return
+        schema = reshape.arrow_schema("custom_reports")
         for org in orgs:
             span = incremental.plan("custom_reports", org.org_id, run)
             if span is None:
                 continue
             calls = [(r, w) for w in month_windows(span) for r in reports]
-            for (_, window), rows in ordered_map(
+            batcher = fetch.Batcher(schema, fetch.current_load_id())
+            for (_, window), part in ordered_map(
                 partial(fetch.custom_report, org, timezone),
                 calls,
                 run.workers,
             ):
                 report("custom_reports", org, window)
-                yield rows
+                yield from batcher.add(part)
+            yield from batcher.flush()
             incremental.record("custom_reports", org.org_id, span, run)
 
-    lead_reports = dlt.resource(status_reports("lead"), name="lead_status_reports", selected=False)
+    lead_reports = dlt.resource(
+        status_reports("lead"), name="lead_status_reports", selected=False, parallelized=True
+    )
     opportunity_reports = dlt.resource(
-        status_reports("opportunity"), name="opportunity_status_reports", selected=False
+        status_reports("opportunity"),
+        name="opportunity_status_reports",
+        selected=False,
+        parallelized=True,
     )
     return [
         _table_resource(activity_metrics, "activity_metrics"),

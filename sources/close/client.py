@@ -9,6 +9,7 @@ headers, and retries 429 / 5xx / transport errors / truncated JSON with tenacity
 
 import base64
 import email.utils
+import json
 import math
 import random
 import re
@@ -28,6 +29,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from .errors import error_for_response, excerpt, redact, retry_error
 from .settings import DEFAULT_BASE_URL, PAGE_LIMIT
+
+try:  # a dlt dependency on CPython
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "CloseClient",
@@ -671,7 +677,7 @@ class CloseClient:
         if status == 204 or not response.content:
             return None
         try:
-            return response.json()
+            return parse_json(response.content)
         except ValueError:
             text = excerpt(redact(response.text, self._secrets), 120)
             description = f"HTTP {status} with a body that is not valid JSON: {text!r}"
@@ -765,6 +771,22 @@ class CloseClient:
                 return False
             pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
         return True
+
+
+def parse_json(content: bytes) -> Any:
+    """Parse a JSON body: orjson (several times faster on report-sized bodies), with the
+    standard library as the fallback for what orjson refuses but Python accepts (integers
+    beyond 64 bits, ``NaN``).
+
+    Raises:
+        ValueError: The body is not JSON (truncated, HTML, ...).
+    """
+    if orjson is not None:
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(content)
 
 
 def _positive(value: float | None) -> float | None:

@@ -9,13 +9,32 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Tuple, TypeVar
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+)
+
+import dlt
+import pyarrow as pa
 
 from . import reshape
 from .orgs import OrgContext
 from .reshape import Row
 from .settings import (
     ACTIVITY_REPORT_PATH,
+    ARROW_BATCH_BYTES,
+    ARROW_BATCH_ROWS,
+    ARROW_CONVERT_ROWS,
     CUSTOM_REPORT_PATH,
     FUNNEL_STAGES_PATH,
     FUNNEL_TOTALS_PATH,
@@ -54,6 +73,90 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
         finally:
             for _, future in pending:
                 future.cancel()
+
+
+# ---------------------------------------------------------------- Arrow batches
+
+Part = Union[pa.Table, List[Row]]
+"""One window's rows: an Arrow table, or dict rows that did not fit the table's schema."""
+
+
+def current_load_id() -> Optional[str]:
+    """The load id of the package being extracted (None outside a pipeline run)."""
+    try:
+        return str(dlt.current.load_package_state()["load_id"])
+    except Exception:  # noqa: BLE001 - no load package in context
+        return None
+
+
+class Batcher:
+    """Turns the rows of consecutive windows into few, large Arrow tables for dlt.
+
+    ``add`` takes one window's rows (dicts, or an Arrow table already built from the
+    response); dict rows are converted ``convert_rows`` at a time (pyarrow's cost per call,
+    not per value, dominates small conversions); tables are handed on in batches of about
+    ``min_rows`` rows or ``max_bytes`` bytes (the status tables carry long drill-down URLs
+    in every row), with ``_dlt_load_id`` / ``_dlt_id``. Rows that do not fit ``schema``
+    (see ``reshape.columns_to_arrow``) are handed on as dicts, so dlt treats them exactly as
+    before. Memory stays flat over a long backfill.
+    """
+
+    def __init__(
+        self,
+        schema: pa.Schema,
+        load_id: Optional[str],
+        *,
+        convert_rows: int = ARROW_CONVERT_ROWS,
+        min_rows: int = ARROW_BATCH_ROWS,
+        max_bytes: int = ARROW_BATCH_BYTES,
+    ) -> None:
+        self.schema = schema
+        self.load_id = load_id
+        self.convert_rows = convert_rows
+        self.min_rows = min_rows
+        self.max_bytes = max_bytes
+        self._rows: List[Row] = []
+        self._tables: List[pa.Table] = []
+        self._count = 0
+        self._bytes = 0
+
+    def add(self, part: Part) -> Iterator[Part]:
+        """Takes one window's rows; yields what is ready to hand to dlt."""
+        if isinstance(part, pa.Table):
+            self._keep(part)
+        elif part:
+            self._rows.extend(part)
+            if len(self._rows) >= self.convert_rows:
+                yield from self._convert()
+        if self._count >= self.min_rows or self._bytes >= self.max_bytes:
+            yield from self._hand_on()
+
+    def flush(self) -> Iterator[Part]:
+        """Yields everything still collected (at the end of an org's windows)."""
+        yield from self._convert()
+        yield from self._hand_on()
+
+    def _keep(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._tables.append(table)
+            self._count += table.num_rows
+            self._bytes += table.nbytes
+
+    def _convert(self) -> Iterator[Part]:
+        rows, self._rows = self._rows, []
+        if not rows:
+            return
+        table = reshape.rows_to_arrow(rows, self.schema)
+        if table is None:
+            yield rows
+        else:
+            self._keep(table)
+
+    def _hand_on(self) -> Iterator[Part]:
+        if self._tables:
+            table = pa.concat_tables(self._tables)
+            self._tables, self._count, self._bytes = [], 0, 0
+            yield reshape.with_dlt_columns(table, self.load_id)
 
 
 def chunks(keys: List[str], size: int) -> List[List[str]]:
@@ -105,6 +208,26 @@ def activity_by_user(org: OrgContext, timezone: str, chunk_size: int, day: Windo
         for metrics in chunks(org.metric_keys, chunk_size)
     ]
     return reshape.merge_rows(parts, ("user_id",))
+
+
+def activity_by_user_part(
+    org: OrgContext, timezone: str, chunk_size: int, schema: pa.Schema, day: Window
+) -> Part:
+    """``activity_by_user`` as an Arrow table built straight from the response's columns
+    when all metrics fit one call and the response is the plain case; else its dict rows."""
+    metric_chunks = chunks(org.metric_keys, chunk_size)
+    if len(metric_chunks) > 1:
+        return activity_by_user(org, timezone, chunk_size, day)
+    response = _activity_report(org, "comparison", day, timezone, metric_chunks[0])
+    table = reshape.activity_comparison_table(
+        response, org_id=org.org_id, window=day, timezone=timezone, schema=schema
+    )
+    if table is not None:
+        return table
+    rows = reshape.activity_comparison_rows(
+        response, org_id=org.org_id, window=day, timezone=timezone
+    )
+    return reshape.merge_rows([rows], ("user_id",))
 
 
 # ---------------------------------------------------------------- GET reports

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+import pyarrow as pa
 from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.common.normalizers.utils import generate_dlt_ids
+from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID, TDataType
 
-from .settings import ALL_KEY, CREATED_KEY, metric_data_type
+from .settings import ALL_KEY, CREATED_KEY, TABLES, metric_data_type
 from .windows import Window
 
 Row = Dict[str, Any]
@@ -26,9 +30,16 @@ class UnexpectedResponseError(ValueError):
     """A response whose shape the reshaper cannot read (named endpoint and reason)."""
 
 
+@lru_cache(maxsize=4096)
 def metric_column_name(metric_key: str) -> str:
-    """The column of a metric key (``calls.all.all.count`` -> ``calls_all_all_count``)."""
+    """The column of a metric key (``calls.all.all.count`` -> ``calls_all_all_count``).
+
+    Cached: a backfill asks for the same ~60 names millions of times.
+    """
     return _NAMING.normalize_identifier(metric_key)
+
+
+_SCALARS = frozenset({str, int, float, bool})
 
 
 def flatten(item: Mapping[str, Any], prefix: str = "") -> Row:
@@ -36,7 +47,9 @@ def flatten(item: Mapping[str, Any], prefix: str = "") -> Row:
     row: Row = {}
     for key, value in item.items():
         name = f"{prefix}_{key}" if prefix else key
-        if isinstance(value, Mapping):
+        if value is None or type(value) in _SCALARS:
+            row[name] = value
+        elif isinstance(value, Mapping):
             row.update(flatten(value, name))
         elif isinstance(value, list):
             row[name] = json.dumps(value, sort_keys=True)
@@ -400,3 +413,164 @@ def opportunity_status_rows(
 def active_user_ids(organization: Mapping[str, Any]) -> set[str]:
     """User ids of the active memberships of ``GET /organization/{id}/``."""
     return {m["user_id"] for m in organization.get("memberships") or [] if m.get("user_id")}
+
+
+# ---------------------------------------------------------------- Arrow batches
+
+ARROW_TYPES: Dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+}
+"""Arrow type of each warehouse type the report tables use (``json`` and ``timestamp``
+columns are left to dlt's dict path)."""
+
+_DLT_FIELDS = (
+    pa.field(C_DLT_LOAD_ID, pa.string(), nullable=False),
+    pa.field(C_DLT_ID, pa.string(), nullable=False),
+)
+
+
+def arrow_schema(table: str, metric_keys: Sequence[str] = ()) -> pa.Schema:
+    """The Arrow schema of a report table: its ``settings.TABLES`` columns whose type has an
+    Arrow equivalent, then one column per metric key (typed by ``metric_data_type``).
+
+    Primary-key columns are non-nullable, as dlt makes them.
+    """
+    columns, primary_key, _ = TABLES[table]
+    types: Dict[str, TDataType] = dict(columns)
+    for key in metric_keys:
+        types.setdefault(metric_column_name(key), metric_data_type(key))
+    return pa.schema(
+        [
+            pa.field(name, ARROW_TYPES[data_type], nullable=name not in primary_key)
+            for name, data_type in types.items()
+            if data_type in ARROW_TYPES
+        ]
+    )
+
+
+class Constant:
+    """A column whose value is the same in every row (window, org, timezone ...)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def columns_to_arrow(
+    columns: Mapping[str, Any], count: int, schema: pa.Schema
+) -> Optional[pa.Table]:
+    """Columns (name -> list of ``count`` values, or a ``Constant``) as an Arrow table of
+    exactly ``schema``, or None when they do not fit it.
+
+    They fit when every column is in ``schema`` and each column's values, read by pyarrow
+    without a target type, are of the column's type, all null, or integers in a double
+    column; schema columns not given are null. Anything else (a field Close added, a number
+    sent as text, a fraction in an integer column, a null in a key) returns None: the caller
+    loads those rows as dicts, so dlt adds the new column or reports the variant column
+    exactly as before. (Converting with the target type instead would be wrong: pyarrow
+    truncates 0.5 to 0 in an int64 column without a word.)
+    """
+    if count == 0 or not set(columns).issubset(schema.names):
+        return None
+    arrays: List[pa.Array] = []
+    try:
+        for field in schema:
+            values = columns.get(field.name)
+            if values is None:
+                array = pa.nulls(count, field.type)
+            elif isinstance(values, Constant):
+                one = _fit(pa.array([values.value]), field.type)
+                if one is None:
+                    return None
+                array = pa.repeat(one[0], count)
+            else:
+                array = _fit(pa.array(values), field.type)
+                if array is None:
+                    return None
+            if not field.nullable and array.null_count:
+                return None
+            arrays.append(array)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _fit(array: pa.Array, data_type: pa.DataType) -> Optional[pa.Array]:
+    """``array`` as ``data_type`` if that loses nothing (same type, all null, or integers
+    as doubles), else None."""
+    if array.type == data_type:
+        return array
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(array), data_type)
+    if pa.types.is_integer(array.type) and pa.types.is_floating(data_type):
+        return array.cast(data_type)
+    return None
+
+
+def rows_to_arrow(rows: Sequence[Row], schema: pa.Schema) -> Optional[pa.Table]:
+    """Dict rows as an Arrow table of exactly ``schema``, or None when they do not fit it
+    (see ``columns_to_arrow``; a key missing from some rows is null there, as in dlt)."""
+    if not rows:
+        return None
+    names = set().union(*rows)
+    columns = {name: [row.get(name) for row in rows] for name in names}
+    return columns_to_arrow(columns, len(rows), schema)
+
+
+def activity_comparison_table(
+    response: Mapping[str, Any], *, org_id: str, window: Window, timezone: str, schema: pa.Schema
+) -> Optional[pa.Table]:
+    """``activity_comparison_rows`` built straight into columns (the largest table: one row
+    per user per day, one column per metric), or None when the response is anything but the
+    plain case; the caller then takes the dict path, which reports what is odd."""
+    if window.days != 1 or not isinstance(response, Mapping):
+        return None
+    data = response.get("data")
+    lookup = response.get("lookup", {})
+    users = lookup.get("user", {}) if isinstance(lookup, Mapping) else {}
+    if not isinstance(data, list) or not data or not isinstance(users, Mapping):
+        return None
+    if not all(type(item) is dict and item.get("user_id") for item in data):
+        return None
+    keys = set().union(*data)
+    keys.discard("user_id")
+    context = {
+        "org_id": Constant(org_id),
+        "window_start": Constant(window.start),
+        "window_end": Constant(window.end),
+        "timezone": Constant(timezone),
+        "date": Constant(window.start),
+    }
+    names = [item["user_id"] for item in data]
+    if len(set(names)) != len(names):
+        return None
+    labels = []
+    for user_id in names:
+        display = users.get(user_id, {})
+        labels.append(display.get("display") if isinstance(display, Mapping) else None)
+    columns: Dict[str, Any] = {**context, "user_id": names, "user_name": labels}
+    for key in keys:
+        column = metric_column_name(key)
+        if column in columns:
+            return None
+        columns[column] = [item.get(key) for item in data]
+    return columns_to_arrow(columns, len(data), schema)
+
+
+def with_dlt_columns(table: pa.Table, load_id: Optional[str]) -> pa.Table:
+    """Adds ``_dlt_load_id`` and ``_dlt_id`` (random, as dlt's own normalizer makes them for
+    root tables written with ``merge``/``replace``), so Arrow batches land with exactly the
+    columns dict rows get, and dbt's ``loaded_at`` keeps working.
+
+    Without a load id (the resource read outside a pipeline) the table is returned as is.
+    """
+    if load_id is None:
+        return table
+    count = table.num_rows
+    table = table.append_column(_DLT_FIELDS[0], pa.repeat(load_id, count).cast(pa.string()))
+    return table.append_column(_DLT_FIELDS[1], pa.array(generate_dlt_ids(count), pa.string()))

@@ -52,6 +52,13 @@ OVERVIEW_MAX_DAYS = 31
 DEFAULT_WORKERS = 4
 """Requests in flight per resource; one throttle per key keeps all of them under the limit."""
 
+ARROW_CONVERT_ROWS = 1_000
+"""Dict rows converted to Arrow in one go (per-call cost dominates smaller conversions)."""
+ARROW_BATCH_ROWS = 20_000
+"""Report rows collected into one Arrow table before it is handed to dlt ..."""
+ARROW_BATCH_BYTES = 4_000_000
+"""... or fewer rows when they already take this many bytes (long drill-down URLs)."""
+
 FUNNEL_COHORT_TYPES = ("created-cohort", "active-stage-cohort")
 
 # ---------------------------------------------------------------- sentinels for merge keys

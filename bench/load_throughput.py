@@ -1,0 +1,554 @@
+"""Rows per second through the loader, next to a direct DuckDB insert of the same rows.
+
+A large simulated org (200 users, 730 days, every activity metric) is served in-process by
+``CloseSimulator(...).transport()`` without rate limit or latency. Then:
+
+1. **ours** — the project's dlt source backfills every report resource and dimension for
+   the whole history into DuckDB (a temp dir), ``loader_file_format="parquet"``; extract,
+   normalize and load are timed separately. The simulator's handler is timed too (thread
+   CPU seconds spent computing and JSON-encoding answers), because in-process it runs on the
+   same cores and under the same GIL as the loader: ``rows_per_s`` divides by the loader's
+   own time (extract + normalize + load minus the simulator's handler time);
+   ``rows_per_s_incl_simulator`` divides by the plain wall time.
+2. **direct** — the same reshaped rows (the source's own ``fetch``/``reshape`` functions over
+   the same windows; fetching is not timed) inserted into a fresh DuckDB file:
+   ``pa.Table.from_pylist(rows, schema)`` per batch of up to 50 000 rows of a table, then
+   ``INSERT INTO t BY NAME SELECT * FROM batch``; only conversion + insert are timed.
+
+``ratio = direct rows/s / our rows/s`` (how many times slower than the direct insert). Row
+counts of both passes are compared per table. Peak RSS is the process's ``ru_maxrss`` (the
+simulator's org and indexes included — they are in the same process), with the RSS before
+the load printed beside it.
+
+The last line is one JSON object, also written to ``bench/results/load_throughput[-quick]
+.json`` with the machine and the settings. ``--quick``: the last 120 days of the same large
+org (every resource, every metric).
+
+Usage: ``python bench/load_throughput.py [--quick] [--days N] [--scale large]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import httpx
+import psutil
+from _common import BENCH_CUSTOM_REPORTS, fmt_table, machine, peak_rss_mb, write_result
+
+BASE_URL = "http://close.bench/api/v1"
+QUICK_DAYS = 120
+DIRECT_BATCH_ROWS = 50_000
+
+
+def rss_mb() -> float:
+    return psutil.Process().memory_info().rss / (1024.0 * 1024.0)
+
+
+def request_key(request: httpx.Request) -> str:
+    """What identifies an answer: method, URL with query, body, timezone header."""
+    digest = hashlib.sha1()
+    for part in (
+        request.method.encode(),
+        str(request.url).encode(),
+        request.headers.get("x-tz-offset", "").encode(),
+        request.content,
+    ):
+        digest.update(part)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+class TimedSimulator:
+    """``simulator.transport()`` whose handler time is summed (thread CPU and wall); with
+    ``record_dir`` every answer is also written there for ``ReplayTransport``."""
+
+    def __init__(self, simulator: Any, record_dir: Optional[Path] = None) -> None:
+        self.simulator = simulator
+        self.record_dir = record_dir
+        self.cpu_s = 0.0
+        self.wall_s = 0.0
+        self.requests = 0
+        self.bytes = 0
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.cpu_s = self.wall_s = 0.0
+            self.requests = self.bytes = 0
+
+    def transport(self) -> httpx.MockTransport:
+        def handler(request: httpx.Request) -> httpx.Response:
+            c0, w0 = time.thread_time(), time.perf_counter()
+            response = self.simulator.handle(request)
+            c1, w1 = time.thread_time(), time.perf_counter()
+            with self._lock:
+                self.cpu_s += c1 - c0
+                self.wall_s += w1 - w0
+                self.requests += 1
+                self.bytes += len(response.content)
+            if self.record_dir is not None and response.status_code == 200:
+                path = self.record_dir / request_key(request)
+                path.write_bytes(response.content)
+            return response
+
+        return httpx.MockTransport(handler)
+
+
+class ReplayTransport(httpx.BaseTransport):
+    """Answers each request with the bytes the simulator gave it before (read from disk):
+    the loader's own cost, without the simulator computing answers on the same cores.
+    A request never recorded is answered live and counted as a miss."""
+
+    def __init__(self, record_dir: Path, fallback: httpx.BaseTransport) -> None:
+        self.record_dir = record_dir
+        self.fallback = fallback
+        self.hits = 0
+        self.misses = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        path = self.record_dir / request_key(request)
+        try:
+            content = path.read_bytes()
+        except FileNotFoundError:
+            self.misses += 1
+            return self.fallback.handle_request(request)
+        self.hits += 1
+        return httpx.Response(
+            200,
+            content=content,
+            headers={"content-type": "application/json"},
+            request=request,
+        )
+
+
+# ---------------------------------------------------------------- ours
+
+
+def run_ours(
+    transport: httpx.BaseTransport,
+    start: str,
+    end: str,
+    tmp: Path,
+    name: str,
+    timed: Optional[TimedSimulator] = None,
+    workers: Optional[int] = None,
+) -> Dict[str, Any]:
+    """One backfill with the project's source into ``tmp/<name>.duckdb``, phases timed."""
+    import dlt
+
+    from sources.close import close_source
+    from sources.close.client import RequestStats
+
+    stats = RequestStats()
+    source = close_source(
+        api_key="demo",
+        api_keys=[],
+        base_url=BASE_URL,
+        start_date=start,
+        end_date=end,
+        timezone="UTC",
+        custom_reports=BENCH_CUSTOM_REPORTS,
+        transport=transport,
+        stats=stats,
+        **({"workers": workers} if workers else {}),
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name=f"bench_{name}",
+        pipelines_dir=str(tmp / f"pipelines_{name}"),
+        destination=dlt.destinations.duckdb(str(tmp / f"{name}.duckdb")),
+        dataset_name="close_raw",
+    )
+    if timed is not None:
+        timed.reset()
+    rss_start = rss_mb()
+    t0 = time.perf_counter()
+    pipeline.extract(source, loader_file_format="parquet")
+    t1 = time.perf_counter()
+    rss_extracted = rss_mb()
+    sim = (timed.cpu_s, timed.wall_s, timed.requests, timed.bytes) if timed else None
+    pipeline.normalize()
+    t2 = time.perf_counter()
+    info = pipeline.load()
+    t3 = time.perf_counter()
+    assert not info.has_failed_jobs, info
+    counts = pipeline.last_trace.last_normalize_info.row_counts or {}
+    rows = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
+    result: Dict[str, Any] = {
+        "extract_s": t1 - t0,
+        "normalize_s": t2 - t1,
+        "load_s": t3 - t2,
+        "wall_s": t3 - t0,
+        "rss_start_mb": rss_start,
+        "rss_after_extract_mb": rss_extracted,
+        "rss_after_load_mb": rss_mb(),
+        "request_stats": stats.as_dict(),
+        "rows": rows,
+    }
+    if sim is not None:
+        result.update(
+            simulator_cpu_s=sim[0], simulator_wall_s=sim[1], simulator_requests=sim[2],
+            simulator_mb=sim[3] / 1e6,
+        )  # fmt: skip
+    return result
+
+
+# ---------------------------------------------------------------- direct
+
+
+def reshaped_batches(
+    transport: httpx.BaseTransport, start: str, end: str
+) -> Iterator[Tuple[str, List[Dict[str, Any]]]]:
+    """``(table, rows)`` of every table, as the source's fetch/reshape functions make them,
+    over the same windows the source plans for a backfill."""
+    from datetime import date
+
+    from sources.close import fetch, reshape
+    from sources.close.client import CloseClient
+    from sources.close.orgs import OrgContext
+    from sources.close.settings import (
+        CUSTOM_REPORT_FIELDS_PATH,
+        FUNNEL_COHORT_TYPES,
+        GRAIN_DAY,
+        GRAIN_MONTH,
+        GROUPS_PATH,
+        LEAD_STATUSES_PATH,
+        METRICS_CHUNK_SIZE,
+        OPPORTUNITY_STATUSES_PATH,
+        SAVED_SEARCHES_PATH,
+        USERS_PATH,
+    )
+    from sources.close.windows import Window, day_windows, month_windows, overview_windows
+
+    tz = "UTC"
+    span = Window(date.fromisoformat(start), date.fromisoformat(end))
+    org = OrgContext(CloseClient("demo", BASE_URL, transport=transport))
+    oid = org.org_id
+    yield "activity_metrics", reshape.activity_metric_rows({"metrics": org.metrics}, oid)
+    for window in overview_windows(span, tz):
+        yield "activity_overview", fetch.activity_overview(org, tz, METRICS_CHUNK_SIZE, window)
+    for day in day_windows(span):
+        yield "activity_by_user", fetch.activity_by_user(org, tz, METRICS_CHUNK_SIZE, day)
+    for day in day_windows(span):
+        yield "sent_emails_by_template", fetch.sent_emails(org, tz, day)
+    for object_type in ("lead", "opportunity"):
+        calls = [(GRAIN_DAY, w) for w in day_windows(span)]
+        calls += [(GRAIN_MONTH, w) for w in month_windows(span)]
+        for call in calls:
+            overview, transitions = fetch.status_report(org, object_type, tz, call)
+            yield f"{object_type}_status_overview", overview
+            yield f"{object_type}_status_transitions", transitions
+    for table in ("funnel_totals", "funnel_stages"):
+        for window in month_windows(span):
+            for pipeline in org.pipelines:
+                for cohort in FUNNEL_COHORT_TYPES:
+                    yield table, fetch.funnel(org, table, tz, (pipeline["id"], cohort, window))
+    for window in month_windows(span):
+        for report in BENCH_CUSTOM_REPORTS:
+            yield "custom_reports", fetch.custom_report(org, tz, (report, window))
+    yield (
+        "custom_report_fields",
+        reshape.custom_field_rows(org.client.get(CUSTOM_REPORT_FIELDS_PATH), oid),
+    )
+    active = reshape.active_user_ids(org.organization)
+    for page in org.client.paginate(USERS_PATH):
+        yield "users", reshape.user_rows(page, oid, active)
+    for table, path in (
+        ("lead_statuses", LEAD_STATUSES_PATH),
+        ("groups", GROUPS_PATH),
+        ("saved_searches", SAVED_SEARCHES_PATH),
+    ):
+        for page in org.client.paginate(path):
+            yield table, reshape.dimension_rows(page, oid)
+    for page in org.client.paginate(OPPORTUNITY_STATUSES_PATH):
+        yield "opportunity_statuses", reshape.opportunity_status_rows(page, oid, org.pipelines)
+    yield "pipelines", reshape.dimension_rows(org.pipelines, oid)
+    org.client.close()
+
+
+def arrow_schema_for(table: str, rows: List[Dict[str, Any]]) -> Any:
+    """Declared types of ``settings.TABLES`` (+ metric columns by suffix); other columns are
+    inferred by pyarrow from the batch."""
+    import pyarrow as pa
+
+    from sources.close.settings import TABLES
+
+    types = {
+        "text": pa.string(),
+        "bigint": pa.int64(),
+        "double": pa.float64(),
+        "bool": pa.bool_(),
+        "date": pa.date32(),
+        "timestamp": pa.string(),
+        "json": pa.string(),
+    }
+    declared, _, _ = TABLES[table]
+    names: Dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    fields = []
+    for name in names:
+        if name in declared and declared[name] not in ("timestamp", "json"):
+            fields.append(pa.field(name, types[declared[name]]))
+        elif table.startswith("activity_") and name not in declared:
+            fields.append(pa.field(name, pa.float64()))  # metric columns: numbers
+        else:
+            values = [row.get(name) for row in rows]
+            if any(isinstance(v, (dict, list)) for v in values):
+                fields.append(pa.field(name, pa.string()))
+            else:
+                fields.append(pa.field(name, pa.array(values).type))
+    return pa.schema(fields)
+
+
+def run_direct(transport: httpx.BaseTransport, start: str, end: str, tmp: Path) -> Dict[str, Any]:
+    import duckdb
+    import pyarrow as pa
+
+    con = duckdb.connect(str(tmp / "direct.duckdb"))
+    buffers: Dict[str, List[Dict[str, Any]]] = {}
+    rows: Dict[str, int] = {}
+    created: set = set()
+    timing = {"from_pylist_s": 0.0, "insert_s": 0.0}
+
+    def flush(table: str) -> None:
+        batch_rows = buffers.pop(table, [])
+        if not batch_rows:
+            return
+        for row in batch_rows:  # JSON columns (Explorer `raw`, saved search `s_query`)
+            for key, value in row.items():
+                if isinstance(value, (dict, list)):
+                    row[key] = json.dumps(value)
+        schema = arrow_schema_for(table, batch_rows)
+        t0 = time.perf_counter()
+        batch = pa.Table.from_pylist(batch_rows, schema=schema)
+        t1 = time.perf_counter()
+        con.register("batch", batch)
+        if table not in created:
+            con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM batch')
+            created.add(table)
+        else:
+            existing = {r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()}
+            for field in batch.schema:
+                if field.name not in existing:
+                    con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{field.name}" VARCHAR')
+            con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM batch')
+        con.unregister("batch")
+        t2 = time.perf_counter()
+        timing["from_pylist_s"] += t1 - t0
+        timing["insert_s"] += t2 - t1
+        rows[table] = rows.get(table, 0) + len(batch_rows)
+
+    t_fetch = time.perf_counter()
+    for table, batch_rows in reshaped_batches(transport, start, end):
+        buffer = buffers.setdefault(table, [])
+        buffer.extend(batch_rows)
+        if len(buffer) >= DIRECT_BATCH_ROWS:
+            flush(table)
+    for table in list(buffers):
+        flush(table)
+    total = time.perf_counter() - t_fetch
+    con.close()
+    return {
+        **timing,
+        "timed_s": timing["from_pylist_s"] + timing["insert_s"],
+        "fetch_and_reshape_s": total - timing["from_pylist_s"] - timing["insert_s"],
+        "rows": rows,
+    }
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"the last {QUICK_DAYS} days only")
+    parser.add_argument("--days", type=int, default=None, help="days of history to load")
+    parser.add_argument("--scale", default="large")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=None, help="source `workers`")
+    parser.add_argument("--no-write", action="store_true", help="do not write bench/results")
+    args = parser.parse_args(argv)
+
+    from sources.close_simulator import CloseSimulator, generate_org
+    from sources.close_simulator.org import SCALES
+
+    anchor = datetime.now(UTC).date() - timedelta(days=1)
+    end = anchor + timedelta(days=1)
+    days = args.days or (QUICK_DAYS if args.quick else SCALES[args.scale][1])
+    start = end - timedelta(days=days)
+    settings = {
+        "scale": args.scale,
+        "users": SCALES[args.scale][0],
+        "seed": args.seed,
+        "days": days,
+        "start_date": start.isoformat(),
+        "end_date": end.isoformat(),
+        "quick": args.quick,
+        "resources": "all (report tables, every activity metric, 2 Explorer queries, dims)",
+        "custom_reports": len(BENCH_CUSTOM_REPORTS),
+        "direct_batch_rows": DIRECT_BATCH_ROWS,
+        "workers": args.workers,
+    }
+    print(f"settings: {json.dumps(settings)}", flush=True)
+    bench_t0 = time.perf_counter()
+
+    t0 = time.perf_counter()
+    org = generate_org(seed=args.seed, scale=args.scale, anchor_date=anchor)
+    t1 = time.perf_counter()
+    simulator = CloseSimulator(org)
+    simulator.warm_up()
+    t2 = time.perf_counter()
+    gc.collect()
+    rss_org = rss_mb()
+    peak_org = peak_rss_mb()
+    print(
+        f"org: {len(org.users)} users, {SCALES[args.scale][1]} days, generated in "
+        f"{t1 - t0:.1f} s, indexes {t2 - t1:.1f} s; RSS {rss_org:.0f} MiB "
+        f"(peak so far {peak_org:.0f} MiB)",
+        flush=True,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmpdir:
+        tmp = Path(tmpdir)
+        record_dir = tmp / "answers"
+        record_dir.mkdir()
+        # A: live, the simulator computing every answer in this process (answers recorded)
+        timed = TimedSimulator(simulator, record_dir)
+        live = run_ours(
+            timed.transport(), start.isoformat(), end.isoformat(), tmp, "live", timed, args.workers
+        )
+        simulator.reset_stats()  # its request log is not ours to keep in memory
+        peak_live = peak_rss_mb()
+        print(f"live run done in {live['wall_s']:.1f} s", flush=True)
+        # B: the same answers replayed: the loader's own cost
+        replay = ReplayTransport(record_dir, simulator.transport())
+        ours = run_ours(
+            replay, start.isoformat(), end.isoformat(), tmp, "replay", workers=args.workers
+        )
+        ours.update(replay_hits=replay.hits, replay_misses=replay.misses)
+        peak_replay = peak_rss_mb()
+        print(f"replayed run done in {ours['wall_s']:.1f} s", flush=True)
+        # C: direct insert of the same reshaped rows
+        direct_replay = ReplayTransport(record_dir, simulator.transport())
+        direct = run_direct(direct_replay, start.isoformat(), end.isoformat(), tmp)
+        direct.update(replay_hits=direct_replay.hits, replay_misses=direct_replay.misses)
+        simulator.reset_stats()
+
+    n_rows = sum(ours["rows"].values())
+    rows_per_s = n_rows / ours["wall_s"]
+    live_rows_per_s = n_rows / live["wall_s"]
+    live_minus_sim = live["wall_s"] - live["simulator_cpu_s"]
+    direct_rows = sum(direct["rows"].values())
+    direct_rows_per_s = direct_rows / direct["timed_s"]
+    ratio = direct_rows_per_s / rows_per_s
+
+    print()
+    table = [["", "extract s", "normalize s", "load s", "total s", "rows/s"]]
+
+    def line(label: str, r: Dict[str, Any]) -> List[Any]:
+        return [
+            label,
+            f"{r['extract_s']:.2f}",
+            f"{r['normalize_s']:.2f}",
+            f"{r['load_s']:.2f}",
+            f"{r['wall_s']:.2f}",
+            f"{n_rows / r['wall_s']:,.0f}",
+        ]
+
+    table.append(line("ours, answers replayed (headline)", ours))
+    table.append(line("ours, live simulator in-process", live))
+    table.append(
+        [
+            "  live minus simulator handler CPU",
+            f"{live['extract_s'] - live['simulator_cpu_s']:.2f}",
+            "",
+            "",
+            f"{live_minus_sim:.2f}",
+            f"{n_rows / live_minus_sim:,.0f}",
+        ]
+    )
+    table.append(
+        [
+            "direct: from_pylist + INSERT",
+            f"{direct['from_pylist_s']:.2f} (from_pylist)",
+            "",
+            f"{direct['insert_s']:.2f}",
+            f"{direct['timed_s']:.2f}",
+            f"{direct_rows_per_s:,.0f}",
+        ]
+    )
+    print(fmt_table(table))
+    print()
+    per_table = [["table", "ours rows", "direct rows"]]
+    for name in sorted(set(ours["rows"]) | set(direct["rows"])):
+        per_table.append([name, ours["rows"].get(name, 0), direct["rows"].get(name, 0)])
+    print(fmt_table(per_table))
+    print()
+    same = direct["rows"] == ours["rows"] == live["rows"]
+    print(
+        f"rows: {n_rows} (identical per table in live, replayed and direct: {same}); "
+        f"requests {live['request_stats']['requests']} ({live['simulator_mb']:.0f} MB of JSON), "
+        f"failed {live['request_stats']['failed'] + ours['request_stats']['failed']}; "
+        f"replay misses {ours['replay_misses']} / {direct['replay_misses']}; simulator handler "
+        f"CPU {live['simulator_cpu_s']:.2f} s (wall summed over threads "
+        f"{live['simulator_wall_s']:.2f} s)"
+    )
+    print(
+        f"memory: RSS with the org and its indexes {rss_org:.0f} MiB (peak while generating "
+        f"{peak_org:.0f} MiB); peak after the live run {peak_live:.0f} MiB, after the replayed "
+        f"run {peak_replay:.0f} MiB, at the end {peak_rss_mb():.0f} MiB"
+    )
+
+    result = {
+        "rows": n_rows,
+        "rows_per_s": round(rows_per_s),
+        "direct_rows_per_s": round(direct_rows_per_s),
+        "ratio": round(ratio, 3),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
+    details = {
+        **result,
+        "what_is_timed": (
+            "rows_per_s: rows / (extract + normalize + load) of the project's dlt source into "
+            "DuckDB, the simulator's answers replayed from disk (recorded in the live run), so "
+            "no simulator compute is included; direct_rows_per_s: rows / (pa.Table.from_pylist "
+            "with the declared schema + INSERT INTO t BY NAME SELECT * FROM batch), fetching "
+            "and reshaping not timed; peak_rss_mb: ru_maxrss of the whole process, the "
+            "in-process simulator's org and indexes included"
+        ),
+        "rows_per_s_live": round(live_rows_per_s),
+        "rows_per_s_live_minus_simulator_cpu": round(n_rows / live_minus_sim),
+        "machine": machine(),
+        "settings": settings,
+        "ours_replayed": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in ours.items()},
+        "ours_live": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in live.items()},
+        "direct": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in direct.items()},
+        "rows_identical": same,
+        "rss_org_mb": round(rss_org),
+        "peak_rss_org_generation_mb": round(peak_org),
+        "peak_rss_after_live_mb": round(peak_live),
+        "peak_rss_after_replay_mb": round(peak_replay),
+        "org_generation_s": round(t1 - t0, 2),
+        "index_warm_up_s": round(t2 - t1, 2),
+        "bench_wall_s": round(time.perf_counter() - bench_t0, 1),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if not args.no_write:
+        path = write_result("load_throughput", args.quick, details)
+        print(f"written: {path.relative_to(path.parent.parent.parent)}")
+    print(json.dumps(result))
+    return details
+
+
+if __name__ == "__main__":
+    main()
