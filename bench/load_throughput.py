@@ -33,6 +33,10 @@ import argparse
 import gc
 import hashlib
 import json
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -51,6 +55,29 @@ DIRECT_BATCH_ROWS = 50_000
 
 def rss_mb() -> float:
     return psutil.Process().memory_info().rss / (1024.0 * 1024.0)
+
+
+class PhasePeaks:
+    """Samples this process's RSS every ``interval`` s; the peak of each named phase."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.phase = "start"
+        self.peaks: Dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        process = psutil.Process()
+        while not self._stop.is_set():
+            rss = process.memory_info().rss / (1024.0 * 1024.0)
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), rss)
+            self._stop.wait(interval)
+
+    def stop(self) -> Dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return {k: round(v) for k, v in self.peaks.items()}
 
 
 def request_key(request: httpx.Request) -> str:
@@ -108,7 +135,7 @@ class ReplayTransport(httpx.BaseTransport):
     the loader's own cost, without the simulator computing answers on the same cores.
     A request never recorded is answered live and counted as a miss."""
 
-    def __init__(self, record_dir: Path, fallback: httpx.BaseTransport) -> None:
+    def __init__(self, record_dir: Path, fallback: Optional[httpx.BaseTransport] = None) -> None:
         self.record_dir = record_dir
         self.fallback = fallback
         self.hits = 0
@@ -121,6 +148,10 @@ class ReplayTransport(httpx.BaseTransport):
             content = path.read_bytes()
         except FileNotFoundError:
             self.misses += 1
+            if self.fallback is None:
+                raise RuntimeError(
+                    f"no recorded answer for {request.method} {request.url}"
+                ) from None
             return self.fallback.handle_request(request)
         self.hits += 1
         return httpx.Response(
@@ -132,6 +163,18 @@ class ReplayTransport(httpx.BaseTransport):
 
 
 # ---------------------------------------------------------------- ours
+
+
+def duckdb_destination(path: Path) -> Any:
+    """DuckDB at ``path``, configured as the pipeline does (``DUCKDB_MEMORY_LIMIT`` in the
+    environment sets DuckDB's ``memory_limit``, for experiments)."""
+    import dlt
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    credentials = DuckDbCredentials(str(path))
+    if os.environ.get("DUCKDB_MEMORY_LIMIT"):
+        credentials.global_config = {"memory_limit": os.environ["DUCKDB_MEMORY_LIMIT"]}
+    return dlt.destinations.duckdb(credentials)
 
 
 def run_ours(
@@ -165,21 +208,24 @@ def run_ours(
     pipeline = dlt.pipeline(
         pipeline_name=f"bench_{name}",
         pipelines_dir=str(tmp / f"pipelines_{name}"),
-        destination=dlt.destinations.duckdb(str(tmp / f"{name}.duckdb")),
+        destination=duckdb_destination(tmp / f"{name}.duckdb"),
         dataset_name="close_raw",
     )
     if timed is not None:
         timed.reset()
-    rss_start = rss_mb()
+    peaks = PhasePeaks()
     t0 = time.perf_counter()
+    peaks.phase = "extract"
     pipeline.extract(source, loader_file_format="parquet")
     t1 = time.perf_counter()
-    rss_extracted = rss_mb()
     sim = (timed.cpu_s, timed.wall_s, timed.requests, timed.bytes) if timed else None
+    peaks.phase = "normalize"
     pipeline.normalize()
     t2 = time.perf_counter()
+    peaks.phase = "load"
     info = pipeline.load()
     t3 = time.perf_counter()
+    peaks.phase = "end"
     assert not info.has_failed_jobs, info
     counts = pipeline.last_trace.last_normalize_info.row_counts or {}
     rows = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
@@ -188,9 +234,7 @@ def run_ours(
         "normalize_s": t2 - t1,
         "load_s": t3 - t2,
         "wall_s": t3 - t0,
-        "rss_start_mb": rss_start,
-        "rss_after_extract_mb": rss_extracted,
-        "rss_after_load_mb": rss_mb(),
+        "rss_peak_by_phase_mb": peaks.stop(),
         "request_stats": stats.as_dict(),
         "rows": rows,
     }
@@ -310,11 +354,13 @@ def arrow_schema_for(table: str, rows: List[Dict[str, Any]]) -> Any:
     return pa.schema(fields)
 
 
-def run_direct(transport: httpx.BaseTransport, start: str, end: str, tmp: Path) -> Dict[str, Any]:
+def run_direct(
+    transport: httpx.BaseTransport, start: str, end: str, tmp: Path, index: int = 0
+) -> Dict[str, Any]:
     import duckdb
     import pyarrow as pa
 
-    con = duckdb.connect(str(tmp / "direct.duckdb"))
+    con = duckdb.connect(str(tmp / f"direct{index}.duckdb"))
     buffers: Dict[str, List[Dict[str, Any]]] = {}
     rows: Dict[str, int] = {}
     created: set = set()
@@ -369,6 +415,35 @@ def run_direct(transport: httpx.BaseTransport, start: str, end: str, tmp: Path) 
 # ---------------------------------------------------------------- main
 
 
+def replay_main(args: argparse.Namespace) -> None:
+    """``--replay-dir``: one replayed run in this (fresh) process; prints one JSON line."""
+    replay = ReplayTransport(Path(args.replay_dir))
+    result = run_ours(
+        replay, args.start, args.end, Path(args.workdir), args.name, workers=args.workers
+    )
+    result.update(replay_hits=replay.hits, replay_misses=replay.misses, peak_rss_mb=peak_rss_mb())
+    print(json.dumps(result))
+
+
+def replay_in_subprocess(
+    record_dir: Path, start: str, end: str, tmp: Path, name: str, workers: Optional[int]
+) -> Dict[str, Any]:
+    command = [
+        sys.executable, str(Path(__file__).resolve()), "--replay-dir", str(record_dir),
+        "--start", start, "--end", end, "--workdir", str(tmp), "--name", name,
+    ]  # fmt: skip
+    if workers:
+        command += ["--workers", str(workers)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"replayed run failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def median(values: List[float]) -> float:
+    return statistics.median(values)
+
+
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"the last {QUICK_DAYS} days only")
@@ -376,8 +451,17 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--scale", default="large")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=None, help="source `workers`")
+    parser.add_argument("--repeat", type=int, default=3, help="replayed and direct runs")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results")
+    parser.add_argument("--replay-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--start", help=argparse.SUPPRESS)
+    parser.add_argument("--end", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--name", default="replay", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.replay_dir:
+        replay_main(args)
+        return {}
 
     from sources.close_simulator import CloseSimulator, generate_org
     from sources.close_simulator.org import SCALES
@@ -394,10 +478,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         "start_date": start.isoformat(),
         "end_date": end.isoformat(),
         "quick": args.quick,
-        "resources": "all (report tables, every activity metric, 2 Explorer queries, dims)",
+        "resources": "every table: reports (all activity metrics), 2 Explorer queries, dims",
         "custom_reports": len(BENCH_CUSTOM_REPORTS),
         "direct_batch_rows": DIRECT_BATCH_ROWS,
         "workers": args.workers,
+        "repeat": args.repeat,
     }
     print(f"settings: {json.dumps(settings)}", flush=True)
     bench_t0 = time.perf_counter()
@@ -410,11 +495,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     t2 = time.perf_counter()
     gc.collect()
     rss_org = rss_mb()
-    peak_org = peak_rss_mb()
     print(
         f"org: {len(org.users)} users, {SCALES[args.scale][1]} days, generated in "
-        f"{t1 - t0:.1f} s, indexes {t2 - t1:.1f} s; RSS {rss_org:.0f} MiB "
-        f"(peak so far {peak_org:.0f} MiB)",
+        f"{t1 - t0:.1f} s, indexes {t2 - t1:.1f} s; RSS {rss_org:.0f} MiB",
         flush=True,
     )
 
@@ -422,35 +505,42 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         tmp = Path(tmpdir)
         record_dir = tmp / "answers"
         record_dir.mkdir()
-        # A: live, the simulator computing every answer in this process (answers recorded)
+        # 1. live: the in-process simulator computes every answer (and they are recorded)
         timed = TimedSimulator(simulator, record_dir)
         live = run_ours(
             timed.transport(), start.isoformat(), end.isoformat(), tmp, "live", timed, args.workers
         )
         simulator.reset_stats()  # its request log is not ours to keep in memory
         peak_live = peak_rss_mb()
-        print(f"live run done in {live['wall_s']:.1f} s", flush=True)
-        # B: the same answers replayed: the loader's own cost
-        replay = ReplayTransport(record_dir, simulator.transport())
-        ours = run_ours(
-            replay, start.isoformat(), end.isoformat(), tmp, "replay", workers=args.workers
-        )
-        ours.update(replay_hits=replay.hits, replay_misses=replay.misses)
-        peak_replay = peak_rss_mb()
-        print(f"replayed run done in {ours['wall_s']:.1f} s", flush=True)
-        # C: direct insert of the same reshaped rows
-        direct_replay = ReplayTransport(record_dir, simulator.transport())
-        direct = run_direct(direct_replay, start.isoformat(), end.isoformat(), tmp)
-        direct.update(replay_hits=direct_replay.hits, replay_misses=direct_replay.misses)
-        simulator.reset_stats()
+        print(f"live run (in-process simulator): {live['wall_s']:.1f} s", flush=True)
+        # 2. ours: the recorded answers replayed, each run in a fresh process
+        replays = []
+        for i in range(args.repeat):
+            replays.append(
+                replay_in_subprocess(
+                    record_dir, start.isoformat(), end.isoformat(), tmp, f"replay{i}", args.workers
+                )
+            )
+            print(f"replayed run {i + 1}: {replays[-1]['wall_s']:.2f} s", flush=True)
+        # 3. direct insert of the same reshaped rows
+        directs = []
+        for i in range(args.repeat):
+            directs.append(
+                run_direct(ReplayTransport(record_dir), start.isoformat(), end.isoformat(), tmp, i)
+            )
+            print(f"direct run {i + 1}: {directs[-1]['timed_s']:.2f} s", flush=True)
 
-    n_rows = sum(ours["rows"].values())
-    rows_per_s = n_rows / ours["wall_s"]
-    live_rows_per_s = n_rows / live["wall_s"]
-    live_minus_sim = live["wall_s"] - live["simulator_cpu_s"]
+    n_rows = sum(replays[0]["rows"].values())
+    ours_s = median([r["wall_s"] for r in replays])
+    ours = min(replays, key=lambda r: abs(r["wall_s"] - ours_s))
+    direct_s = median([d["timed_s"] for d in directs])
+    direct = min(directs, key=lambda d: abs(d["timed_s"] - direct_s))
+    rows_per_s = n_rows / ours_s
     direct_rows = sum(direct["rows"].values())
-    direct_rows_per_s = direct_rows / direct["timed_s"]
+    direct_rows_per_s = direct_rows / direct_s
     ratio = direct_rows_per_s / rows_per_s
+    peak_ours = max(r["peak_rss_mb"] for r in replays)
+    live_minus_sim = live["wall_s"] - live["simulator_cpu_s"]
 
     print()
     table = [["", "extract s", "normalize s", "load s", "total s", "rows/s"]]
@@ -465,8 +555,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             f"{n_rows / r['wall_s']:,.0f}",
         ]
 
-    table.append(line("ours, answers replayed (headline)", ours))
-    table.append(line("ours, live simulator in-process", live))
+    table.append(line(f"ours, replayed (median of {len(replays)})", ours))
+    table.append(line("ours, live in-process simulator", live))
     table.append(
         [
             "  live minus simulator handler CPU",
@@ -479,11 +569,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     )
     table.append(
         [
-            "direct: from_pylist + INSERT",
-            f"{direct['from_pylist_s']:.2f} (from_pylist)",
+            f"direct (median of {len(directs)})",
+            f"{direct['from_pylist_s']:.2f} from_pylist",
             "",
-            f"{direct['insert_s']:.2f}",
-            f"{direct['timed_s']:.2f}",
+            f"{direct['insert_s']:.2f} insert",
+            f"{direct_s:.2f}",
             f"{direct_rows_per_s:,.0f}",
         ]
     )
@@ -495,18 +585,19 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     print(fmt_table(per_table))
     print()
     same = direct["rows"] == ours["rows"] == live["rows"]
+    ours_runs = ", ".join(f"{r['wall_s']:.2f}" for r in replays)
+    direct_runs = ", ".join(f"{d['timed_s']:.2f}" for d in directs)
     print(
-        f"rows: {n_rows} (identical per table in live, replayed and direct: {same}); "
+        f"rows: {n_rows} (identical per table in live, replayed and direct runs: {same}); "
         f"requests {live['request_stats']['requests']} ({live['simulator_mb']:.0f} MB of JSON), "
         f"failed {live['request_stats']['failed'] + ours['request_stats']['failed']}; "
-        f"replay misses {ours['replay_misses']} / {direct['replay_misses']}; simulator handler "
-        f"CPU {live['simulator_cpu_s']:.2f} s (wall summed over threads "
-        f"{live['simulator_wall_s']:.2f} s)"
+        f"replay misses {ours['replay_misses']}; ours runs {ours_runs} s, "
+        f"direct runs {direct_runs} s"
     )
     print(
-        f"memory: RSS with the org and its indexes {rss_org:.0f} MiB (peak while generating "
-        f"{peak_org:.0f} MiB); peak after the live run {peak_live:.0f} MiB, after the replayed "
-        f"run {peak_replay:.0f} MiB, at the end {peak_rss_mb():.0f} MiB"
+        f"memory: peak RSS of a replayed run (fresh process: Python, dlt, DuckDB, no simulator) "
+        f"{peak_ours:.0f} MiB; this process (org + indexes {rss_org:.0f} MiB, live run "
+        f"included) {peak_live:.0f} MiB"
     )
 
     result = {
@@ -514,30 +605,41 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         "rows_per_s": round(rows_per_s),
         "direct_rows_per_s": round(direct_rows_per_s),
         "ratio": round(ratio, 3),
-        "peak_rss_mb": round(peak_rss_mb()),
+        "peak_rss_mb": round(peak_ours),
     }
     details = {
         **result,
         "what_is_timed": (
             "rows_per_s: rows / (extract + normalize + load) of the project's dlt source into "
-            "DuckDB, the simulator's answers replayed from disk (recorded in the live run), so "
-            "no simulator compute is included; direct_rows_per_s: rows / (pa.Table.from_pylist "
-            "with the declared schema + INSERT INTO t BY NAME SELECT * FROM batch), fetching "
-            "and reshaping not timed; peak_rss_mb: ru_maxrss of the whole process, the "
-            "in-process simulator's org and indexes included"
+            "DuckDB (loader_file_format=parquet), replaying byte for byte the answers the "
+            "in-process CloseSimulator gave in the live run, in a fresh process (median of "
+            "the runs): the loader's whole cost (HTTP client, JSON, reshaping, Arrow, dlt, "
+            "DuckDB merge) without the simulator computing answers on the same cores. "
+            "direct_rows_per_s: rows / (pa.Table.from_pylist(rows, schema) + INSERT INTO t "
+            "BY NAME SELECT * FROM batch, batches of up to 50 000 rows) of the same rows "
+            "made by the source's fetch/reshape functions; fetching and reshaping not timed. "
+            "peak_rss_mb: ru_maxrss of a replayed run's process (loader only); the bench "
+            "process with the simulator's org is reported as peak_rss_with_simulator_mb."
         ),
-        "rows_per_s_live": round(live_rows_per_s),
+        "peak_rss_with_simulator_mb": round(peak_live),
+        "rows_per_s_live": round(n_rows / live["wall_s"]),
         "rows_per_s_live_minus_simulator_cpu": round(n_rows / live_minus_sim),
         "machine": machine(),
         "settings": settings,
-        "ours_replayed": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in ours.items()},
-        "ours_live": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in live.items()},
-        "direct": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in direct.items()},
+        "ours_replayed_runs": [
+            {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k != "rows"}
+            for r in replays
+        ],
+        "rows_per_table": ours["rows"],
+        "ours_live": {
+            k: (round(v, 3) if isinstance(v, float) else v) for k, v in live.items() if k != "rows"
+        },
+        "direct_runs": [
+            {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items() if k != "rows"}
+            for d in directs
+        ],
         "rows_identical": same,
         "rss_org_mb": round(rss_org),
-        "peak_rss_org_generation_mb": round(peak_org),
-        "peak_rss_after_live_mb": round(peak_live),
-        "peak_rss_after_replay_mb": round(peak_replay),
         "org_generation_s": round(t1 - t0, 2),
         "index_warm_up_s": round(t2 - t1, 2),
         "bench_wall_s": round(time.perf_counter() - bench_t0, 1),

@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, cast
 
 import dlt
 import httpx
+from dlt.common import logger
 from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.resource import DltResource
 
@@ -53,6 +54,7 @@ from .settings import (
     USERS_PATH,
     column_hints,
     metric_data_type,
+    write_disposition,
 )
 from .windows import (
     Window,
@@ -71,11 +73,11 @@ ProgressCallback = Callable[[str, str, Window], None]
 
 
 def _table_resource(fn: Callable[..., Any], table: str) -> DltResource:
-    _, primary_key, disposition = TABLES[table]
+    _, primary_key, _ = TABLES[table]
     resource = dlt.resource(
         fn,
         name=table,
-        write_disposition=disposition,
+        write_disposition=write_disposition(table),
         primary_key=primary_key,
         columns=column_hints(table),
         parallelized=True,
@@ -84,12 +86,12 @@ def _table_resource(fn: Callable[..., Any], table: str) -> DltResource:
 
 
 def _table_transformer(fn: Callable[..., Any], table: str, parent: DltResource) -> DltResource:
-    _, primary_key, disposition = TABLES[table]
+    _, primary_key, _ = TABLES[table]
     transformer = dlt.transformer(
         fn,
         name=table,
         data_from=parent,
-        write_disposition=disposition,
+        write_disposition=write_disposition(table),  # type: ignore[arg-type]
         primary_key=primary_key,
         columns=column_hints(table),
     )
@@ -101,6 +103,22 @@ def _metric_hints(org: OrgContext) -> Dict[str, TColumnSchema]:
         reshape.metric_column_name(key): {"data_type": metric_data_type(key), "nullable": True}
         for key in org.metric_keys
     }
+
+
+def distinct(orgs: Sequence[OrgContext]) -> Iterator[OrgContext]:
+    """The orgs of distinct organizations: a second key of an org already read is skipped
+    (its rows would repeat the same primary keys, and tables are merged without dlt's
+    dedup pass, see ``settings.MERGE_DEDUPLICATED``)."""
+    seen: set[str] = set()
+    for org in orgs:
+        if org.org_id in seen:
+            logger.warning(
+                "Two API keys belong to organization %s; reading it with the first only",
+                org.org_id,
+            )
+            continue
+        seen.add(org.org_id)
+        yield org
 
 
 def _check_custom_reports(reports: Optional[Sequence[Dict[str, Any]]]) -> List[Dict[str, Any]]:
@@ -213,51 +231,52 @@ def close_source(
     # ------------------------------------------------------------ dimensions
 
     def activity_metrics() -> Iterator[List[reshape.Row]]:
-        for org in orgs:
+        for org in distinct(orgs):
             yield reshape.activity_metric_rows({"metrics": org.metrics}, org.org_id)
 
     def custom_report_fields() -> Iterator[List[reshape.Row]]:
-        for org in orgs:
+        for org in distinct(orgs):
             yield reshape.custom_field_rows(org.client.get(CUSTOM_REPORT_FIELDS_PATH), org.org_id)
 
     def users() -> Iterator[List[reshape.Row]]:
-        for org in orgs:
+        for org in distinct(orgs):
             active = reshape.active_user_ids(org.organization) if org.organization else None
             for page in org.client.paginate(USERS_PATH):
                 yield reshape.user_rows(page, org.org_id, active)
 
     def list_endpoint(path: str) -> Callable[[], Iterator[List[reshape.Row]]]:
         def rows() -> Iterator[List[reshape.Row]]:
-            for org in orgs:
+            for org in distinct(orgs):
                 for page in org.client.paginate(path):
                     yield reshape.dimension_rows(page, org.org_id)
 
         return rows
 
     def opportunity_statuses() -> Iterator[List[reshape.Row]]:
-        for org in orgs:
+        for org in distinct(orgs):
             for page in org.client.paginate(OPPORTUNITY_STATUSES_PATH):
                 yield reshape.opportunity_status_rows(page, org.org_id, org.pipelines)
 
     def pipelines() -> Iterator[List[reshape.Row]]:
-        for org in orgs:
+        for org in distinct(orgs):
             yield reshape.dimension_rows(org.pipelines, org.org_id)
 
     # ------------------------------------------------------------ activity reports
 
     def activity_overview() -> Iterator[Any]:
-        for org in orgs:
+        for org in distinct(orgs):
             span = incremental.plan("activity_overview", org.org_id, run)
             if span is None:
                 continue
             hints = dlt.mark.make_hints(columns=_metric_hints(org))
             schema = reshape.arrow_schema("activity_overview", org.metric_keys)
-            batcher = fetch.Batcher(schema, fetch.current_load_id())
+            batcher = fetch.Batcher("activity_overview", schema, fetch.current_load_id())
             pieces = overview_windows(span, timezone)
             for window, part in ordered_map(
                 partial(fetch.activity_overview, org, timezone, run.metrics_chunk_size),
                 pieces,
                 run.workers,
+                client=org.client,
             ):
                 report("activity_overview", org, window)
                 for item in batcher.add(part):
@@ -267,17 +286,18 @@ def close_source(
             incremental.record("activity_overview", org.org_id, span, run)
 
     def activity_by_user() -> Iterator[Any]:
-        for org in orgs:
+        for org in distinct(orgs):
             span = incremental.plan("activity_by_user", org.org_id, run)
             if span is None:
                 continue
             hints = dlt.mark.make_hints(columns=_metric_hints(org))
             schema = reshape.arrow_schema("activity_by_user", org.metric_keys)
-            batcher = fetch.Batcher(schema, fetch.current_load_id())
+            batcher = fetch.Batcher("activity_by_user", schema, fetch.current_load_id())
             for window, part in ordered_map(
                 partial(fetch.activity_by_user_part, org, timezone, run.metrics_chunk_size, schema),
                 day_windows(span),
                 run.workers,
+                client=org.client,
             ):
                 report("activity_by_user", org, window)
                 for item in batcher.add(part):
@@ -288,15 +308,16 @@ def close_source(
 
     def sent_emails_by_template() -> Iterator[Any]:
         schema = reshape.arrow_schema("sent_emails_by_template")
-        for org in orgs:
+        for org in distinct(orgs):
             span = incremental.plan("sent_emails_by_template", org.org_id, run)
             if span is None:
                 continue
-            batcher = fetch.Batcher(schema, fetch.current_load_id())
+            batcher = fetch.Batcher("sent_emails_by_template", schema, fetch.current_load_id())
             for window, part in ordered_map(
                 partial(fetch.sent_emails, org, timezone),
                 day_windows(span),
                 run.workers,
+                client=org.client,
             ):
                 report("sent_emails_by_template", org, window)
                 yield from batcher.add(part)
@@ -311,19 +332,24 @@ def close_source(
         transitions_schema = reshape.arrow_schema(f"{object_type}_status_transitions")
 
         def responses() -> Iterator[Dict[str, Any]]:
-            for org in orgs:
+            for org in distinct(orgs):
                 span = incremental.plan(state_key, org.org_id, run)
                 if span is None:
                     continue
                 windows = [(GRAIN_DAY, w) for w in day_windows(span)]
                 windows += [(GRAIN_MONTH, w) for w in month_windows(span)]
                 load_id = fetch.current_load_id()
-                overviews = fetch.Batcher(overview_schema, load_id)
-                transitions = fetch.Batcher(transitions_schema, load_id)
+                overviews = fetch.Batcher(
+                    f"{object_type}_status_overview", overview_schema, load_id
+                )
+                transitions = fetch.Batcher(
+                    f"{object_type}_status_transitions", transitions_schema, load_id
+                )
                 for (_, window), (overview, transition) in ordered_map(
                     partial(fetch.status_report, org, object_type, timezone),
                     windows,
                     run.workers,
+                    client=org.client,
                 ):
                     report(state_key, org, window)
                     for item in overviews.add(overview):
@@ -351,7 +377,7 @@ def close_source(
         schema = reshape.arrow_schema(table)
 
         def rows() -> Iterator[Any]:
-            for org in orgs:
+            for org in distinct(orgs):
                 span = incremental.plan(table, org.org_id, run)
                 if span is None:
                     continue
@@ -361,11 +387,12 @@ def close_source(
                     for pipeline in org.pipelines
                     for cohort_type in FUNNEL_COHORT_TYPES
                 ]
-                batcher = fetch.Batcher(schema, fetch.current_load_id())
+                batcher = fetch.Batcher(table, schema, fetch.current_load_id())
                 for (_, _, window), part in ordered_map(
                     partial(fetch.funnel, org, table, timezone),
                     calls,
                     run.workers,
+                    client=org.client,
                 ):
                     report(table, org, window)
                     yield from batcher.add(part)
@@ -378,16 +405,17 @@ def close_source(
         if not reports:
             return
         schema = reshape.arrow_schema("custom_reports")
-        for org in orgs:
+        for org in distinct(orgs):
             span = incremental.plan("custom_reports", org.org_id, run)
             if span is None:
                 continue
             calls = [(r, w) for w in month_windows(span) for r in reports]
-            batcher = fetch.Batcher(schema, fetch.current_load_id())
+            batcher = fetch.Batcher("custom_reports", schema, fetch.current_load_id())
             for (_, window), part in ordered_map(
                 partial(fetch.custom_report, org, timezone),
                 calls,
                 run.workers,
+                client=org.client,
             ):
                 report("custom_reports", org, window)
                 yield from batcher.add(part)

@@ -15,6 +15,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -37,6 +38,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "CloseClient",
+    "ConcurrencyGate",
     "RateLimitInfo",
     "RequestStats",
     "Throttle",
@@ -371,6 +373,80 @@ class Throttle:
         return self._started
 
 
+# ---------------------------------------------------------------- concurrency gate
+
+
+class ConcurrencyGate:
+    """How many report calls of one org run at once, from Little's law.
+
+    Python computes in one thread at a time (the GIL), so calls beyond
+    ``1 + round trip / CPU per request`` cannot make a backfill faster: they only queue for
+    the GIL, where every hand-over between threads can cost milliseconds. The gate learns
+    both figures as it goes: the round trip is the shortest of the last ``window`` HTTP
+    round trips (an uncontended one: contention only lengthens them), the CPU per request is
+    an exponentially weighted average of the thread CPU time calls consume (waiting for the
+    GIL or the network uses none). Its capacity is that number plus ``spare``, between 1 and
+    ``most``; until ``warm_up`` calls have reported, all ``most`` may run.
+
+    Against Close (round trips of 100+ ms for a few ms of parsing) the capacity is ``most``
+    and only the throttle paces requests; against a fast local API (the embedded simulator,
+    a replay) it keeps a CPU-bound backfill from thrashing between dozens of threads.
+    """
+
+    def __init__(
+        self,
+        most: int = 64,
+        *,
+        spare: int = 1,
+        window: int = 64,
+        smoothing: float = 0.2,
+        warm_up: int = 8,
+    ) -> None:
+        if most < 1:
+            raise ValueError(f"most must be at least 1, got {most}")
+        self.most = most
+        self._spare = spare
+        self._smoothing = smoothing
+        self._warm_up = warm_up
+        self._condition = threading.Condition()
+        self._round_trips: deque[float] = deque(maxlen=window)
+        self._running = 0
+        self._reports = 0
+        self._cpu_per_request: float | None = None
+        self.capacity = most
+
+    def acquire(self) -> None:
+        """Block until a call may run."""
+        with self._condition:
+            while self._running >= self.capacity:
+                self._condition.wait()
+            self._running += 1
+
+    def release(self, cpu_seconds: float, requests: int) -> None:
+        """A call ended, having used ``cpu_seconds`` of thread CPU time for ``requests``."""
+        with self._condition:
+            self._running = max(0, self._running - 1)
+            if requests > 0:
+                self._learn(max(0.0, cpu_seconds) / requests)
+            self._condition.notify(max(1, self.capacity - self._running))
+
+    def observe_round_trip(self, seconds: float) -> None:
+        """One HTTP round trip took ``seconds`` (wall time, throttle waits excluded)."""
+        with self._condition:
+            self._round_trips.append(max(0.0, seconds))
+
+    def _learn(self, cpu: float) -> None:
+        if self._cpu_per_request is None:
+            self._cpu_per_request = cpu
+        else:
+            self._cpu_per_request += self._smoothing * (cpu - self._cpu_per_request)
+        self._reports += 1
+        if self._reports < self._warm_up or not self._round_trips:
+            return
+        needed = 1.0 + min(self._round_trips) / max(self._cpu_per_request, 1e-6)
+        self.capacity = max(1, min(self.most, math.ceil(needed) + self._spare))
+
+
 # ---------------------------------------------------------------- request counters
 
 
@@ -499,6 +575,9 @@ class CloseClient:
         self.backoff_max = backoff_max
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._local = threading.local()
+        self.gate = ConcurrencyGate()
+        """Bounds the report calls of this key running at once (see ``ConcurrencyGate``)."""
         self._http = httpx.Client(
             auth=httpx.BasicAuth(api_key, ""),
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
@@ -599,6 +678,10 @@ class CloseClient:
 
     # ------------------------------------------------------------ internals
 
+    def thread_requests(self) -> int:
+        """HTTP attempts this thread has sent with this client so far."""
+        return int(getattr(self._local, "requests", 0))
+
     def _split_path(self, path: str) -> tuple[str, str]:
         """The full URL and the clean path (leading and trailing slash, no query)."""
         clean, separator, query = path.partition("?")
@@ -645,7 +728,9 @@ class CloseClient:
     ) -> Any:
         ticket = self.throttle.acquire()
         self.stats.increment("requests")
+        self._local.requests = self.thread_requests() + 1
         response: httpx.Response | None = None
+        started = time.perf_counter()
         try:
             response = self._http.request(
                 method,
@@ -658,6 +743,7 @@ class CloseClient:
             self.stats.increment("transport_errors")
             raise
         finally:
+            self.gate.observe_round_trip(time.perf_counter() - started)
             self.throttle.observe(response.headers if response is not None else None, ticket)
         return self._handle(response, endpoint)
 

@@ -7,8 +7,10 @@ Close's rate limit.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from typing import (
     Any,
     Callable,
@@ -19,6 +21,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Sized,
     Tuple,
     TypeVar,
     Union,
@@ -26,8 +29,10 @@ from typing import (
 
 import dlt
 import pyarrow as pa
+from dlt.common import logger
 
 from . import reshape
+from .client import CloseClient
 from .orgs import OrgContext
 from .reshape import Row
 from .settings import (
@@ -41,6 +46,7 @@ from .settings import (
     LEAD_STATUS_REPORT_PATH,
     OPPORTUNITY_STATUS_REPORT_PATH,
     SENT_EMAILS_PATH,
+    TABLES,
 )
 from .windows import Window, date_params, datetime_range, utc_offset_hours
 
@@ -48,31 +54,68 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[Tuple[T, R]]:
+def ordered_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    chunk: Optional[int] = None,
+    client: Optional[CloseClient] = None,
+) -> Iterator[Tuple[T, R]]:
     """Applies ``fn`` to ``items`` in ``workers`` threads; yields ``(item, result)`` in order.
 
-    At most ``2 * workers`` calls are in flight, so a long backfill streams instead of being
-    collected in memory. The first failure is raised and the calls not yet started are
-    cancelled.
+    Each thread call handles ``chunk`` consecutive items, one after the other, and hands
+    their results back together: passing a result from a worker thread to the consumer
+    costs a GIL hand-over that, while other threads compute, can take milliseconds, so
+    fewer, larger hand-overs keep a CPU-bound load fast; ``workers`` calls (requests)
+    are still in flight at a time. By default ``chunk`` follows ``chunk_size`` for a sized
+    ``items`` (1 otherwise). With ``client``, each call also passes its key's
+    ``ConcurrencyGate``, so all resources of an org together run only as many calls as
+    keep the network and one CPU busy. At most ``2 * workers`` chunks are pending, so a long
+    backfill streams instead of being collected in memory. The first failure is raised
+    and the calls not yet started are cancelled.
     """
     if workers <= 1:
         for item in items:
             yield item, fn(item)
         return
-    pending: Deque[Tuple[T, Future[R]]] = deque()
+
+    if chunk is None:
+        chunk = chunk_size(len(items), workers) if isinstance(items, Sized) else 1
+
+    def run(batch: List[T]) -> List[R]:
+        if client is None:
+            return [fn(item) for item in batch]
+        client.gate.acquire()
+        cpu, requests = time.thread_time(), client.thread_requests()
+        try:
+            return [fn(item) for item in batch]
+        finally:
+            client.gate.release(time.thread_time() - cpu, client.thread_requests() - requests)
+
+    pending: Deque[Tuple[List[T], Future[List[R]]]] = deque()
+    iterator = iter(items)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="close") as pool:
         try:
-            for item in items:
-                pending.append((item, pool.submit(fn, item)))
+            while True:
+                batch = list(islice(iterator, max(1, chunk)))
+                if not batch:
+                    break
+                pending.append((batch, pool.submit(run, batch)))
                 if len(pending) >= 2 * workers:
                     done, future = pending.popleft()
-                    yield done, future.result()
+                    yield from zip(done, future.result(), strict=True)
             while pending:
                 done, future = pending.popleft()
-                yield done, future.result()
+                yield from zip(done, future.result(), strict=True)
         finally:
             for _, future in pending:
                 future.cancel()
+
+
+def chunk_size(count: int, workers: int, most: int = 8) -> int:
+    """Items per thread call: up to ``most``, but small enough that every worker gets
+    several calls (so the last ones do not leave the other workers idle)."""
+    return max(1, min(most, count // (4 * max(1, workers))))
 
 
 # ---------------------------------------------------------------- Arrow batches
@@ -90,7 +133,7 @@ def current_load_id() -> Optional[str]:
 
 
 class Batcher:
-    """Turns the rows of consecutive windows into few, large Arrow tables for dlt.
+    """Turns the rows of consecutive windows of one table into few, large Arrow tables.
 
     ``add`` takes one window's rows (dicts, or an Arrow table already built from the
     response); dict rows are converted ``convert_rows`` at a time (pyarrow's cost per call,
@@ -98,11 +141,14 @@ class Batcher:
     ``min_rows`` rows or ``max_bytes`` bytes (the status tables carry long drill-down URLs
     in every row), with ``_dlt_load_id`` / ``_dlt_id``. Rows that do not fit ``schema``
     (see ``reshape.columns_to_arrow``) are handed on as dicts, so dlt treats them exactly as
-    before. Memory stays flat over a long backfill.
+    before. Each primary-key value is handed on once (the last row of a repeated one): keys
+    include their window, so one batch is all a key can repeat in, and dlt's own dedup pass
+    is skipped (``settings.MERGE_DEDUPLICATED``). Memory stays flat over a long backfill.
     """
 
     def __init__(
         self,
+        table: str,
         schema: pa.Schema,
         load_id: Optional[str],
         *,
@@ -110,6 +156,8 @@ class Batcher:
         min_rows: int = ARROW_BATCH_ROWS,
         max_bytes: int = ARROW_BATCH_BYTES,
     ) -> None:
+        self.table = table
+        self.key = TABLES[table][1]
         self.schema = schema
         self.load_id = load_id
         self.convert_rows = convert_rows
@@ -148,13 +196,18 @@ class Batcher:
             return
         table = reshape.rows_to_arrow(rows, self.schema)
         if table is None:
-            yield rows
+            logger.info(
+                "%s: %d rows do not fit the declared column types; loading them as dicts",
+                self.table,
+                len(rows),
+            )
+            yield reshape.unique_rows(rows, self.key)
         else:
             self._keep(table)
 
     def _hand_on(self) -> Iterator[Part]:
         if self._tables:
-            table = pa.concat_tables(self._tables)
+            table = reshape.unique_table(pa.concat_tables(self._tables), self.key)
             self._tables, self._count, self._bytes = [], 0, 0
             yield reshape.with_dlt_columns(table, self.load_id)
 

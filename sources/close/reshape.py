@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.normalizers.utils import generate_dlt_ids
 from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID, TDataType
@@ -517,9 +519,21 @@ def rows_to_arrow(rows: Sequence[Row], schema: pa.Schema) -> Optional[pa.Table]:
     (see ``columns_to_arrow``; a key missing from some rows is null there, as in dlt)."""
     if not rows:
         return None
-    names = set().union(*rows)
-    columns = {name: [row.get(name) for row in rows] for name in names}
-    return columns_to_arrow(columns, len(rows), schema)
+    names = list(set().union(*rows))
+    return columns_to_arrow(_transpose(rows, names), len(rows), schema)
+
+
+def _transpose(rows: Sequence[Mapping[str, Any]], names: List[str]) -> Dict[str, Sequence[Any]]:
+    """Row dicts -> ``{name: values}``; a key missing from a row is None there."""
+    if not names:
+        return {}
+    try:  # every row has every key: one C call per row instead of one per value
+        values = (
+            map(itemgetter(*names), rows) if len(names) > 1 else ((row[names[0]],) for row in rows)
+        )
+        return dict(zip(names, zip(*values, strict=True), strict=True))
+    except KeyError:
+        return {name: [row.get(name) for row in rows] for name in names}
 
 
 def activity_comparison_table(
@@ -554,12 +568,37 @@ def activity_comparison_table(
         display = users.get(user_id, {})
         labels.append(display.get("display") if isinstance(display, Mapping) else None)
     columns: Dict[str, Any] = {**context, "user_id": names, "user_name": labels}
-    for key in keys:
+    metrics = list(keys)
+    for key, values in _transpose(data, metrics).items():
         column = metric_column_name(key)
         if column in columns:
             return None
-        columns[column] = [item.get(key) for item in data]
+        columns[column] = values
     return columns_to_arrow(columns, len(data), schema)
+
+
+def unique_rows(rows: List[Row], key: Sequence[str]) -> List[Row]:
+    """``rows`` with each ``key`` value once (the last row of a repeated key, at the place of
+    its first one): tables are merged without dlt's dedup pass (``MERGE_DEDUPLICATED``)."""
+    if len(rows) < 2:
+        return rows
+    index: Dict[Tuple[Any, ...], Row] = {}
+    for row in rows:
+        index[tuple(row.get(k) for k in key)] = row
+    return rows if len(index) == len(rows) else list(index.values())
+
+
+def unique_table(table: pa.Table, key: Sequence[str]) -> pa.Table:
+    """``unique_rows`` for an Arrow table (the last row of each key value)."""
+    if table.num_rows < 2:
+        return table
+    names = list(key)
+    if table.group_by(names).aggregate([]).num_rows == table.num_rows:
+        return table
+    row = "__close_row"
+    numbered = table.append_column(row, pa.array(range(table.num_rows), pa.int64()))
+    last = numbered.group_by(names).aggregate([(row, "max")])[f"{row}_max"]
+    return table.take(pc.sort_indices(last))
 
 
 def with_dlt_columns(table: pa.Table, load_id: Optional[str]) -> pa.Table:

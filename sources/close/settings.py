@@ -8,9 +8,14 @@ they survive normalization unchanged; Close's own field names are kept (even ``l
 underscore (``_queries_started``).
 """
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Tuple, Union
 
-from dlt.common.schema.typing import TColumnSchema, TDataType, TWriteDisposition
+from dlt.common.schema.typing import (
+    TColumnSchema,
+    TDataType,
+    TDeleteInsertStrategyDict,
+    TWriteDisposition,
+)
 
 DEFAULT_BASE_URL = "https://api.close.com/api/v1"
 DEFAULT_TIMEZONE = "UTC"
@@ -348,6 +353,23 @@ def metric_data_type(metric_key: str) -> TDataType:
     if aggregation == "count" or aggregation.startswith("sum_"):
         return "bigint"
     return "double"
+
+
+MERGE_DEDUPLICATED: TDeleteInsertStrategyDict = {
+    "disposition": "merge",
+    "strategy": "delete-insert",
+    "deduplicated": True,
+}
+"""How ``merge`` tables are written: delete-insert on the primary key, without dlt's dedup
+pass over the staged rows (a ``ROW_NUMBER()`` window over every column: on a year-long
+backfill of a large org it held ~500 MB in DuckDB). The source keeps each key once per run
+itself (``fetch.Batcher``), so the pass has nothing to remove."""
+
+
+def write_disposition(table: str) -> Union[TWriteDisposition, TDeleteInsertStrategyDict]:
+    """The dlt ``write_disposition`` of a raw table (``MERGE_DEDUPLICATED`` for ``merge``)."""
+    disposition = TABLES[table][2]
+    return MERGE_DEDUPLICATED if disposition == "merge" else disposition
 
 
 def column_hints(table: str) -> Dict[str, TColumnSchema]:
