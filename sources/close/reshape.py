@@ -598,7 +598,7 @@ def unique_table(table: pa.Table, key: Sequence[str]) -> pa.Table:
     row = "__close_row"
     numbered = table.append_column(row, pa.array(range(table.num_rows), pa.int64()))
     last = numbered.group_by(names).aggregate([(row, "max")])[f"{row}_max"]
-    return table.take(pc.sort_indices(last))
+    return table.take(pc.take(last, pc.sort_indices(last)))
 
 
 def with_dlt_columns(table: pa.Table, load_id: Optional[str]) -> pa.Table:
