@@ -46,6 +46,23 @@ BENCH_CUSTOM_REPORTS: List[Dict[str, Any]] = [
 depend on the working directory."""
 
 
+def use_project_config() -> None:
+    """Run from the repository root, so dlt reads the project's ``.dlt/config.toml`` (load
+    workers, log level) as the command line does, wherever the bench was started from."""
+    os.chdir(ROOT)
+
+
+def dlt_settings() -> Dict[str, Any]:
+    """The dlt settings that change the figures, as the project's config resolves them."""
+    import dlt
+
+    return {
+        "load.workers": dlt.config.get("load.workers"),
+        "normalize.workers": dlt.config.get("normalize.workers"),
+        "dlt": dlt.__version__,
+    }
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

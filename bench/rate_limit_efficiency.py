@@ -45,8 +45,10 @@ import httpx
 from _common import (
     BENCH_CUSTOM_REPORTS,
     SimulatorProcess,
+    dlt_settings,
     fmt_table,
     machine,
+    use_project_config,
     write_result,
 )
 
@@ -256,6 +258,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results")
     args = parser.parse_args(argv)
+    use_project_config()
     preset = QUICK if args.quick else DEFAULTS
     rate = args.rate_limit if args.rate_limit is not None else float(preset["rate_limit"])
     days = args.days if args.days is not None else int(preset["days"])
@@ -372,6 +375,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     details = {
         **result,
         "machine": machine(),
+        "dlt_settings": dlt_settings(),
         "settings": settings,
         "ours": {
             "extract_s": round(ours["extract_s"], 3),

@@ -180,9 +180,11 @@ class Batcher:
             yield from self._hand_on()
 
     def flush(self) -> Iterator[Part]:
-        """Yields everything still collected (at the end of an org's windows)."""
+        """Yields everything still collected (at the end of an org's windows), then hands
+        pyarrow's freed memory back to the system (its pool keeps it otherwise)."""
         yield from self._convert()
         yield from self._hand_on()
+        pa.default_memory_pool().release_unused()
 
     def _keep(self, table: pa.Table) -> None:
         if table.num_rows:
