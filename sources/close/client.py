@@ -197,6 +197,12 @@ class Throttle:
       speed; at or below it the rest of the budget is spread evenly until the reset; at zero
       nobody starts until the reset (plus a small cushion). When the reset passes, the budget
       is ``limit`` minus what is in flight.
+    * A quota that refills continuously (a token bucket: within a window its ``reset``, the
+      time until it is full again, grows as ``remaining`` falls; a fixed window's only counts
+      down). Waiting for that reset would idle: one unit comes back every
+      ``reset / (limit - remaining)`` seconds, so at or below the margin starts are paced at
+      that interval instead (never slower than spreading the budget until the reset, never
+      later than the reset). A 429 withdraws the finding for good.
 
     Until the first answer, and after a reset that followed a 429, one probe request goes
     alone and its answer sets the budget; if answers carry no rate-limit headers the budget
@@ -254,6 +260,12 @@ class Throttle:
         self._probing = True
         self._started = 0
         """Requests started so far; a start's number is its ticket."""
+        self._continuous = False
+        """A fresh answer showed the quota refilling within a window (a token bucket)."""
+        self._refill_interval: float | None = None
+        """Seconds for one unit of quota to come back, from the last answer."""
+        self._first_answer: tuple[float, float] | None = None
+        """``(reset, remaining)`` of the first answer of the current window."""
         self._authority = 0
         """Starts counted when the answer that set the budget arrived."""
 
@@ -293,6 +305,7 @@ class Throttle:
             if info.remaining is None:
                 return
             estimate = info.remaining - others_in_flight
+            self._learn_refill(info)
             reset_at = None
             if info.reset is not None:
                 reset_at = self._clock() + max(0.0, info.reset) + self._reset_cushion
@@ -312,11 +325,35 @@ class Throttle:
                 self._reset_at = reset_at if reset_at is not None else self._reset_at
                 self._authority = self._started
 
+    def _learn_refill(self, info: RateLimitInfo) -> None:
+        """Tell a token bucket from a fixed window (see the class doc), under the lock.
+
+        Within a window, a fixed window's ``reset`` only counts down; a token bucket's grows
+        as the quota is used (it is the time until the bucket is full again). So ``reset``
+        growing by more than ``window_tolerance`` while ``remaining`` falls is a bucket.
+        """
+        if info.remaining is None or info.reset is None:
+            return
+        if self._first_answer is None:
+            self._first_answer = (info.reset, info.remaining)
+        else:
+            first_reset, first_remaining = self._first_answer
+            if (
+                info.reset > first_reset + self._window_tolerance
+                and info.remaining < first_remaining
+                and not self._rate_limited
+            ):
+                self._continuous = True
+        if self._limit is not None:
+            spent = self._limit - info.remaining
+            self._refill_interval = info.reset / spent if spent >= 1 else None
+
     def pause(self, seconds: float) -> None:
         """Hold every thread off for ``seconds`` from now (after a 429)."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
             self._rate_limited = True
+            self._continuous = False
 
     @property
     def budget(self) -> float | None:
@@ -334,6 +371,7 @@ class Throttle:
         if self._reset_at is not None and now >= self._reset_at:
             # Requests still in flight may be counted in the new window.
             self._reset_at = None
+            self._first_answer = None
             if self._rate_limited:
                 self._budget = None
                 self._probing = True
@@ -349,8 +387,11 @@ class Throttle:
         if self.max_rps is not None and self._last_start is not None:
             ready = max(ready, self._last_start + 1.0 / self.max_rps)
         budget = self._budget
+        refill = self._refill_interval if self._continuous else None
         if budget is not None and budget < 1:
             if self._reset_at is not None:
+                if refill is not None and self._last_start is not None:
+                    return max(ready, min(self._reset_at, self._last_start + refill)), True
                 return max(ready, self._reset_at), True
             # Spent, with no reset known: wait for answers in flight, else probe.
             self._budget = budget = None
@@ -361,6 +402,8 @@ class Throttle:
             return ready, False
         if self._reset_at is not None and self._last_start is not None and budget <= self._margin():
             spacing = (self._reset_at - self._last_start) / (budget + 1)
+            if refill is not None:
+                spacing = min(spacing, refill)
             return max(ready, self._last_start + spacing), True
         return ready, False
 

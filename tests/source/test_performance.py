@@ -234,3 +234,87 @@ def test_parse_json_falls_back_to_the_standard_library() -> None:
     assert parse_json(b'{"x": NaN}')["x"] != parse_json(b'{"x": NaN}')["x"]  # nan
     with pytest.raises(ValueError):
         parse_json(b'{"cut": [1, 2')
+
+
+# ---------------------------------------------------------------- throttle against two quotas
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+class FixedWindow:
+    """``limit`` requests per ``window`` seconds; ``reset`` counts down to the window's end."""
+
+    def __init__(self, clock: Clock, limit: int, window: float) -> None:
+        self.clock, self.limit, self.window = clock, limit, window
+        self.used: Dict[int, int] = {}
+
+    def check(self) -> tuple:
+        index = int(self.clock.now // self.window)
+        reset = (index + 1) * self.window - self.clock.now
+        used = self.used.get(index, 0)
+        if used >= self.limit:
+            return False, f"limit={self.limit}, remaining=0, reset={reset:.3f}", reset
+        self.used[index] = used + 1
+        return (
+            True,
+            f"limit={self.limit}, remaining={self.limit - used - 1}, reset={reset:.3f}",
+            reset,
+        )
+
+
+class Bucket:
+    """The simulator's token bucket (burst = rate; ``reset`` = time until full)."""
+
+    def __init__(self, clock: Clock, rate: float) -> None:
+        from sources.close_simulator.faults import RateLimiter
+
+        self.limiter = RateLimiter(rate, clock)
+
+    def check(self) -> tuple:
+        decision = self.limiter.check("key", "org")
+        return decision.allowed, decision.header(), decision.reset
+
+
+def drive(quota: Any, clock: Clock, requests: int, latency: float = 0.05) -> tuple:
+    """Sends ``requests`` one after another through a Throttle; returns (429s, elapsed)."""
+    from sources.close.client import Throttle
+
+    throttle = Throttle(clock=clock, sleep=clock.sleep)
+    rejected = 0
+    for _ in range(requests):
+        while True:
+            ticket = throttle.acquire()
+            allowed, header, reset = quota.check()
+            clock.sleep(latency)
+            throttle.observe({"RateLimit": header}, ticket)
+            if allowed:
+                break
+            rejected += 1
+            throttle.pause(reset)
+    return rejected, clock.now, throttle
+
+
+def test_throttle_paces_a_token_bucket_at_its_rate_without_429s() -> None:
+    clock = Clock()
+    rejected, elapsed, throttle = drive(Bucket(clock, 10), clock, 200)
+    assert rejected == 0
+    assert throttle._continuous
+    # 200 requests at 10/s with a full bucket of 10 to start: ~19 s, not a second per burst
+    assert elapsed < (200 - 10) / 10 * 1.1
+
+
+def test_throttle_waits_for_a_fixed_windows_reset_without_429s() -> None:
+    clock = Clock()
+    rejected, elapsed, throttle = drive(FixedWindow(clock, 10, 1.0), clock, 100)
+    assert rejected == 0
+    assert not throttle._continuous
+    assert elapsed >= 9.0
