@@ -1,30 +1,36 @@
 """Rows per second through the loader, next to a direct DuckDB insert of the same rows.
 
 A large simulated org (200 users, 730 days, every activity metric) is served in-process by
-``CloseSimulator(...).transport()`` without rate limit or latency. Then:
+``CloseSimulator(...).transport()``, no rate limit, no latency. Three passes:
 
-1. **ours** — the project's dlt source backfills every report resource and dimension for
-   the whole history into DuckDB (a temp dir), ``loader_file_format="parquet"``; extract,
-   normalize and load are timed separately. The simulator's handler is timed too (thread
-   CPU seconds spent computing and JSON-encoding answers), because in-process it runs on the
-   same cores and under the same GIL as the loader: ``rows_per_s`` divides by the loader's
-   own time (extract + normalize + load minus the simulator's handler time);
-   ``rows_per_s_incl_simulator`` divides by the plain wall time.
-2. **direct** — the same reshaped rows (the source's own ``fetch``/``reshape`` functions over
-   the same windows; fetching is not timed) inserted into a fresh DuckDB file:
-   ``pa.Table.from_pylist(rows, schema)`` per batch of up to 50 000 rows of a table, then
-   ``INSERT INTO t BY NAME SELECT * FROM batch``; only conversion + insert are timed.
+1. **live** — the project's dlt source backfills every table (all report resources with
+   every metric, two Explorer queries, the dimensions) into DuckDB (temp dir,
+   ``loader_file_format="parquet"``) with the simulator computing each answer in this
+   process; extract / normalize / load timed. The simulator's handler is timed as well
+   (thread CPU seconds computing and JSON-encoding answers): in-process it shares the
+   cores and the GIL with the loader. Every answer is recorded (bytes, to disk).
+2. **ours** (the headline) — the same backfill in a fresh process with the recorded answers
+   replayed byte for byte (``ReplayTransport``): the loader's whole cost (HTTP client, JSON,
+   reshaping, Arrow, dlt extract / normalize, DuckDB merge) without the simulator computing
+   answers on the same cores. ``--repeat`` runs, median. Libraries are imported before the
+   clock starts.
+3. **direct** — the same reshaped rows (the source's own ``fetch`` / ``reshape`` functions,
+   same windows, same recorded answers; fetching and reshaping not timed), in a fresh
+   process, inserted into a fresh DuckDB file: ``pa.Table.from_pylist(rows, schema)`` per
+   batch of up to 50 000 rows of a table (schema: the declared types), then
+   ``INSERT INTO t BY NAME SELECT * FROM batch``. ``--repeat`` runs, median.
 
 ``ratio = direct rows/s / our rows/s`` (how many times slower than the direct insert). Row
-counts of both passes are compared per table. Peak RSS is the process's ``ru_maxrss`` (the
-simulator's org and indexes included — they are in the same process), with the RSS before
-the load printed beside it.
+counts of the three passes are compared per table. ``peak_rss_mb`` is the peak RSS
+(``VmHWM``) of a replayed run's process — the loader alone, as it runs against Close; the
+bench process with the simulator's org (~450 MiB) is reported beside it. dlt settings come
+from the project's ``.dlt/config.toml`` (the bench runs from the repository root).
 
 The last line is one JSON object, also written to ``bench/results/load_throughput[-quick]
 .json`` with the machine and the settings. ``--quick``: the last 120 days of the same large
-org (every resource, every metric).
+org (every table, every metric).
 
-Usage: ``python bench/load_throughput.py [--quick] [--days N] [--scale large]``.
+Usage: ``python bench/load_throughput.py [--quick] [--days N] [--repeat N] [--workers N]``.
 """
 
 from __future__ import annotations
@@ -437,6 +443,12 @@ def replay_main(args: argparse.Namespace) -> None:
     import sources.close  # noqa: F401
 
     replay = ReplayTransport(Path(args.replay_dir))
+    if args.direct:
+        index = int(args.name.rsplit("direct", 1)[-1] or 0)
+        result = run_direct(replay, args.start, args.end, Path(args.workdir), index)
+        result.update(replay_misses=replay.misses, peak_rss_mb=peak_rss_mb())
+        print(json.dumps(result))
+        return
     result = run_ours(
         replay, args.start, args.end, Path(args.workdir), args.name, workers=args.workers
     )
@@ -445,14 +457,24 @@ def replay_main(args: argparse.Namespace) -> None:
 
 
 def replay_in_subprocess(
-    record_dir: Path, start: str, end: str, tmp: Path, name: str, workers: Optional[int]
+    record_dir: Path,
+    start: str,
+    end: str,
+    tmp: Path,
+    name: str,
+    workers: Optional[int],
+    direct: bool = False,
 ) -> Dict[str, Any]:
+    """One replayed run (ours, or with ``direct`` the direct insert) in a fresh process, so
+    both sides start from the same clean interpreter and heap."""
     command = [
         sys.executable, str(Path(__file__).resolve()), "--replay-dir", str(record_dir),
         "--start", start, "--end", end, "--workdir", str(tmp), "--name", name,
     ]  # fmt: skip
     if workers:
         command += ["--workers", str(workers)]
+    if direct:
+        command += ["--direct"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"replayed run failed:\n{done.stderr[-3000:]}")
@@ -477,6 +499,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--end", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--name", default="replay", help=argparse.SUPPRESS)
+    parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     use_project_config()
     if args.replay_dir:
@@ -546,7 +569,15 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         directs = []
         for i in range(args.repeat):
             directs.append(
-                run_direct(ReplayTransport(record_dir), start.isoformat(), end.isoformat(), tmp, i)
+                replay_in_subprocess(
+                    record_dir,
+                    start.isoformat(),
+                    end.isoformat(),
+                    tmp,
+                    f"direct{i}",
+                    None,
+                    direct=True,
+                )
             )
             print(f"direct run {i + 1}: {directs[-1]['timed_s']:.2f} s", flush=True)
 
