@@ -170,7 +170,9 @@ def close_source(
         custom_reports: Explorer queries ``{name, x, y, interval, transform_y, group_by,
             query}`` loaded into ``custom_reports``.
         metrics_chunk_size: Most metrics sent in one activity-report call.
-        workers: Requests in flight per resource.
+        workers: Requests in flight per resource, at most: all resources of a key share its
+            throttle (rate limit) and its ``ConcurrencyGate`` (no more calls at once than
+            keep the network and one CPU busy).
         transport: An httpx transport to use instead of the network (demo and tests).
         stats: Request counters to fill (shared by every org's client).
         progress: Called after each window is read.

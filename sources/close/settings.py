@@ -55,7 +55,8 @@ OVERVIEW_MAX_DAYS = 31
 """Longest window of one overview call: longer ones risk coarser-than-daily buckets."""
 
 DEFAULT_WORKERS = 4
-"""Requests in flight per resource; one throttle per key keeps all of them under the limit."""
+"""Requests in flight per resource, at most; one throttle per key keeps all of them under the
+limit, and one concurrency gate per key keeps a fast API from thrashing the GIL."""
 
 ARROW_CONVERT_ROWS = 1_000
 """Dict rows converted to Arrow in one go (per-call cost dominates smaller conversions)."""
