@@ -17,15 +17,7 @@ import httpx
 import pytest
 from dlt.common import logger as dlt_logger
 
-from sources.close.client import (
-    USER_AGENT,
-    CloseClient,
-    RequestStats,
-    Throttle,
-    format_tz_offset,
-    parse_rate_limit,
-    tz_offset_hours,
-)
+from sources.close.client import USER_AGENT, CloseClient, RequestStats, format_tz_offset
 from sources.close.errors import (
     CloseAPIError,
     CloseAuthError,
@@ -33,6 +25,7 @@ from sources.close.errors import (
     CloseRetryError,
     CloseValidationError,
 )
+from sources.close.throttle import Throttle, parse_rate_limit
 
 API_KEY = "api_5ecretKeyValue.0123456789abcdef"
 KEY_TOKEN = base64.b64encode(f"{API_KEY}:".encode()).decode()
@@ -918,31 +911,6 @@ def test_parse_rate_limit_without_headers() -> None:
 
 
 # ---------------------------------------------------------------- timezone header
-
-
-@pytest.mark.parametrize(
-    "timezone, at, hours",
-    [
-        ("America/New_York", datetime(2024, 1, 15, 12, tzinfo=UTC), -5.0),
-        ("America/New_York", datetime(2024, 7, 15, 12, tzinfo=UTC), -4.0),
-        ("Asia/Kolkata", datetime(2024, 7, 15, 12, tzinfo=UTC), 5.5),
-        ("Asia/Kathmandu", datetime(2024, 7, 15, 12, tzinfo=UTC), 5.75),
-        ("UTC", datetime(2024, 7, 15, 12, tzinfo=UTC), 0.0),
-        ("America/St_Johns", datetime(2024, 1, 15, 12, tzinfo=UTC), -3.5),
-        # DST starts in New York at 2024-03-10 07:00 UTC.
-        ("America/New_York", datetime(2024, 3, 10, 6, 59, tzinfo=UTC), -5.0),
-        ("America/New_York", datetime(2024, 3, 10, 7, 0, tzinfo=UTC), -4.0),
-        # A naive datetime is taken as UTC.
-        ("America/New_York", datetime(2024, 3, 10, 7, 0), -4.0),
-    ],
-)
-def test_tz_offset_hours(timezone: str, at: datetime, hours: float) -> None:
-    assert tz_offset_hours(timezone, at) == hours
-
-
-def test_tz_offset_hours_rejects_unknown_zone() -> None:
-    with pytest.raises(ValueError, match="IANA"):
-        tz_offset_hours("Mars/Olympus", datetime(2024, 1, 1, tzinfo=UTC))
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,9 @@ import pyarrow as pa
 import pytest
 
 from sources.close import fetch, reshape
-from sources.close.client import ConcurrencyGate, parse_json
+from sources.close.client import parse_json
 from sources.close.settings import MERGE_DEDUPLICATED, TABLES, write_disposition
+from sources.close.throttle import ConcurrencyGate
 from sources.close.windows import Window
 
 DAY = Window(date(2026, 3, 1), date(2026, 3, 2))
@@ -286,7 +287,7 @@ class Bucket:
 
 def drive(quota: Any, clock: Clock, requests: int, latency: float = 0.05) -> tuple:
     """Sends ``requests`` one after another through a Throttle; returns (429s, elapsed)."""
-    from sources.close.client import Throttle
+    from sources.close.throttle import Throttle
 
     throttle = Throttle(clock=clock, sleep=clock.sleep)
     rejected = 0

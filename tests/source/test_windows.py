@@ -133,3 +133,20 @@ def test_request_bounds_in_utc_and_across_dst() -> None:
         "date_end": "2026-03-09T00:00:00-04:00",
     }
     assert utc_offset_hours(date(2026, 1, 1), "Asia/Kolkata") == 5.5
+
+
+@pytest.mark.parametrize(
+    "zone_name, day, hours",
+    [
+        ("America/New_York", date(2024, 1, 15), -5.0),
+        ("America/New_York", date(2024, 7, 15), -4.0),
+        ("America/New_York", date(2024, 3, 10), -5.0),  # DST starts later that day
+        ("America/New_York", date(2024, 3, 11), -4.0),
+        ("Asia/Kolkata", date(2024, 7, 15), 5.5),
+        ("Asia/Kathmandu", date(2024, 7, 15), 5.75),
+        ("America/St_Johns", date(2024, 1, 15), -3.5),
+        ("UTC", date(2024, 7, 15), 0.0),
+    ],
+)
+def test_utc_offset_hours_at_local_midnight(zone_name: str, day: date, hours: float) -> None:
+    assert utc_offset_hours(day, zone_name) == hours
