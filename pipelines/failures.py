@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Iterator, List, Tuple
 
-from sources.close.errors import CloseAPIError, CloseAuthError, CloseValidationError
+from sources.close.errors import (
+    CloseAPIError,
+    CloseAuthError,
+    CloseConfigError,
+    CloseValidationError,
+)
 from sources.close.reshape import UnexpectedResponseError
 
 EXIT_USAGE = 2
@@ -53,7 +58,7 @@ def explain(exc: BaseException) -> Tuple[str, int]:
         if isinstance(cause, UnexpectedResponseError):
             return f"Close sent a response the loader cannot read: {cause}", EXIT_FAILED
     for cause in chain:
-        if isinstance(cause, ValueError) and _is_config_error(cause):
+        if isinstance(cause, CloseConfigError):
             return str(cause), EXIT_USAGE
     for cause in chain:
         if _is_duckdb_lock(cause):
@@ -63,14 +68,6 @@ def explain(exc: BaseException) -> Tuple[str, int]:
             return str(cause), EXIT_FAILED
     innermost = chain[-1]
     return f"{type(innermost).__name__}: {innermost}", EXIT_FAILED
-
-
-def _is_config_error(exc: ValueError) -> bool:
-    text = str(exc)
-    return any(
-        hint in text
-        for hint in ("SOURCES__CLOSE__", "YYYY-MM-DD", "must be before end date", "custom_reports")
-    )
 
 
 def _is_duckdb_lock(exc: BaseException) -> bool:

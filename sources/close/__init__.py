@@ -31,6 +31,7 @@ from dlt.extract.resource import DltResource
 
 from . import fetch, incremental, reshape
 from .client import CloseClient, RequestStats
+from .errors import CloseConfigError
 from .fetch import ordered_map
 from .incremental import RunSettings
 from .orgs import OrgContext
@@ -125,12 +126,12 @@ def _check_custom_reports(reports: Optional[Sequence[Dict[str, Any]]]) -> List[D
     checked: List[Dict[str, Any]] = []
     for report in reports or []:
         if not isinstance(report, dict) or not report.get("name") or not report.get("x"):
-            raise ValueError(
+            raise CloseConfigError(
                 "Each entry of custom_reports (in .dlt/config.toml, [[sources.close.custom_"
                 f"reports]]) needs at least `name` and `x`; got {report!r}."
             )
         if any(r["name"] == report["name"] for r in checked):
-            raise ValueError(f"custom_reports: the name {report['name']!r} is used twice.")
+            raise CloseConfigError(f"custom_reports: the name {report['name']!r} is used twice.")
         checked.append(dict(report))
     return checked
 
@@ -187,14 +188,14 @@ def close_source(
     """
     keys = [k for k in ([api_key] if api_key else []) + list(api_keys or []) if k]
     if not keys:
-        raise ValueError(
+        raise CloseConfigError(
             "No Close API key configured: set SOURCES__CLOSE__API_KEY (or `api_key` under "
             "[sources.close] in .dlt/secrets.toml). Create a key in Close under Settings -> "
             "Developer -> API Keys. For several orgs set SOURCES__CLOSE__API_KEYS to a JSON list."
         )
     zone(timezone)
     if lookback_days < 0:
-        raise ValueError(f"lookback_days must be 0 or more, got {lookback_days}.")
+        raise CloseConfigError(f"lookback_days must be 0 or more, got {lookback_days}.")
     run = RunSettings(
         timezone=timezone,
         today=local_today(timezone),
@@ -206,7 +207,7 @@ def close_source(
         metrics_chunk_size=metrics_chunk_size,
     )
     if run.start_date and run.end_date and run.start_date >= run.end_date:
-        raise ValueError(
+        raise CloseConfigError(
             f"start date {run.start_date} must be before end date {run.end_date} "
             "(the end is exclusive)."
         )

@@ -22,7 +22,7 @@ import httpx
 from dlt.common import logger
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from .errors import error_for_response, excerpt, redact, retry_error
+from .errors import CloseConfigError, error_for_response, excerpt, redact, retry_error
 from .settings import DEFAULT_BASE_URL, PAGE_LIMIT
 from .throttle import (
     ConcurrencyGate,
@@ -177,7 +177,7 @@ class CloseClient:
                 ``max_rps`` are given.
         """
         if not api_key:
-            raise ValueError(
+            raise CloseConfigError(
                 "No Close API key: set the SOURCES__CLOSE__API_KEY environment variable or "
                 "api_key under [sources.close] in .dlt/secrets.toml"
             )

@@ -17,6 +17,10 @@ REDACTED = "***"
 _EXCERPT_CHARS = 300
 
 
+class CloseConfigError(ValueError):
+    """A setting is missing or invalid; the message names it and says how to fix it."""
+
+
 class CloseAPIError(Exception):
     """A request to the Close API failed.
 

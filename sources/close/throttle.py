@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from .errors import CloseConfigError
+
 __all__ = ["ConcurrencyGate", "RateLimitInfo", "Throttle", "parse_rate_limit", "parse_retry_after"]
 
 
@@ -160,7 +162,10 @@ class Throttle:
             ValueError: ``max_rps`` is not positive.
         """
         if max_rps is not None and max_rps <= 0:
-            raise ValueError(f"max_rps must be positive, got {max_rps}")
+            raise CloseConfigError(
+                f"max_rps must be a positive number of requests per second, got {max_rps} "
+                "(SOURCES__CLOSE__MAX_RPS)."
+            )
         self.max_rps = max_rps
         self._safety_margin = safety_margin
         self._min_margin = min_margin

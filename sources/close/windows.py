@@ -13,6 +13,7 @@ from datetime import timezone as dt_timezone
 from typing import Iterator, List, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .errors import CloseConfigError
 from .settings import OVERVIEW_MAX_DAYS
 
 ONE_DAY = timedelta(days=1)
@@ -48,7 +49,7 @@ def zone(timezone: str) -> ZoneInfo:
     try:
         return ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
+        raise CloseConfigError(
             f"Unknown timezone {timezone!r}: set SOURCES__CLOSE__TIMEZONE (or `timezone` under "
             "[sources.close] in .dlt/config.toml) to an IANA name such as 'UTC' or "
             "'America/New_York'."
@@ -70,7 +71,9 @@ def parse_day(value: str | date | None, setting: str) -> Optional[date]:
     try:
         return date.fromisoformat(str(value).strip())
     except ValueError as exc:
-        raise ValueError(f"{setting} must be a date written YYYY-MM-DD, got {value!r}.") from exc
+        raise CloseConfigError(
+            f"{setting} must be a date written YYYY-MM-DD, got {value!r}."
+        ) from exc
 
 
 def local_today(timezone: str, now: Optional[datetime] = None) -> date:
@@ -112,7 +115,7 @@ def plan_range(
         ValueError: When ``start_date`` is not before ``end_date``.
     """
     if start_date and end_date and start_date >= end_date:
-        raise ValueError(
+        raise CloseConfigError(
             f"start date {start_date.isoformat()} must be before end date "
             f"{end_date.isoformat()} (the end is exclusive)."
         )
