@@ -312,7 +312,7 @@ def reshaped_batches(
                     yield table, fetch.funnel(org, table, tz, (pipeline["id"], cohort, window))
     for window in month_windows(span):
         for report in BENCH_CUSTOM_REPORTS:
-            yield "custom_reports", fetch.custom_report(org, tz, (report, window))
+            yield "custom_reports", fetch.custom_report(org, tz, report, window)
     yield (
         "custom_report_fields",
         reshape.custom_field_rows(org.client.get(CUSTOM_REPORT_FIELDS_PATH), oid),

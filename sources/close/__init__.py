@@ -21,10 +21,11 @@ from dlt state with a lookback, and merge on their natural key, so reruns never 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, cast
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
 import dlt
 import httpx
+import pyarrow as pa
 from dlt.common import logger
 from dlt.common.schema.typing import TColumnSchema
 from dlt.extract.resource import DltResource
@@ -104,6 +105,11 @@ def _metric_hints(org: OrgContext) -> Dict[str, TColumnSchema]:
         reshape.metric_column_name(key): {"data_type": metric_data_type(key), "nullable": True}
         for key in org.metric_keys
     }
+
+
+def _with_hints(items: Iterator[Any], hints: Any) -> Iterator[Any]:
+    for item in items:
+        yield dlt.mark.with_hints(item, hints) if hints else item
 
 
 def distinct(orgs: Sequence[OrgContext]) -> Iterator[OrgContext]:
@@ -264,68 +270,99 @@ def close_source(
         for org in distinct(orgs):
             yield reshape.dimension_rows(org.pipelines, org.org_id)
 
-    # ------------------------------------------------------------ activity reports
+    # ------------------------------------------------------------ single-table reports
 
-    def activity_overview() -> Iterator[Any]:
-        for org in distinct(orgs):
-            span = incremental.plan("activity_overview", org.org_id, run)
-            if span is None:
-                continue
-            hints = dlt.mark.make_hints(columns=_metric_hints(org))
-            schema = reshape.arrow_schema("activity_overview", org.metric_keys)
-            batcher = fetch.Batcher("activity_overview", schema, fetch.current_load_id())
-            pieces = overview_windows(span, timezone)
-            for window, part in ordered_map(
-                partial(fetch.activity_overview, org, timezone, run.metrics_chunk_size),
-                pieces,
-                run.workers,
-                client=org.client,
-            ):
-                report("activity_overview", org, window)
-                for item in batcher.add(part):
-                    yield dlt.mark.with_hints(item, hints)
-            for item in batcher.flush():
-                yield dlt.mark.with_hints(item, hints)
-            incremental.record("activity_overview", org.org_id, span, run)
+    Fetcher = Callable[[Any], Any]
 
-    def activity_by_user() -> Iterator[Any]:
-        for org in distinct(orgs):
-            span = incremental.plan("activity_by_user", org.org_id, run)
-            if span is None:
-                continue
-            hints = dlt.mark.make_hints(columns=_metric_hints(org))
-            schema = reshape.arrow_schema("activity_by_user", org.metric_keys)
-            batcher = fetch.Batcher("activity_by_user", schema, fetch.current_load_id())
-            for window, part in ordered_map(
-                partial(fetch.activity_by_user_part, org, timezone, run.metrics_chunk_size, schema),
-                day_windows(span),
-                run.workers,
-                client=org.client,
-            ):
-                report("activity_by_user", org, window)
-                for item in batcher.add(part):
-                    yield dlt.mark.with_hints(item, hints)
-            for item in batcher.flush():
-                yield dlt.mark.with_hints(item, hints)
-            incremental.record("activity_by_user", org.org_id, span, run)
+    def windowed_report(
+        table: str,
+        calls: Callable[[OrgContext, Window], Sequence[Any]],
+        fetcher: Callable[[OrgContext, pa.Schema], Fetcher],
+        with_metrics: bool = False,
+        state_key: Optional[str] = None,
+    ) -> Callable[[], Iterator[Any]]:
+        """A report resource: per org, the calls planned from state are fetched in worker
+        threads and handed to dlt in Arrow batches; state moves once every call is read.
 
-    def sent_emails_by_template() -> Iterator[Any]:
-        schema = reshape.arrow_schema("sent_emails_by_template")
-        for org in distinct(orgs):
-            span = incremental.plan("sent_emails_by_template", org.org_id, run)
-            if span is None:
-                continue
-            batcher = fetch.Batcher("sent_emails_by_template", schema, fetch.current_load_id())
-            for window, part in ordered_map(
-                partial(fetch.sent_emails, org, timezone),
-                day_windows(span),
-                run.workers,
-                client=org.client,
-            ):
-                report("sent_emails_by_template", org, window)
-                yield from batcher.add(part)
-            yield from batcher.flush()
-            incremental.record("sent_emails_by_template", org.org_id, span, run)
+        A call is a ``Window`` or a tuple ending with one (``(pipeline, cohort, month)``).
+        State is kept under ``state_key`` (default: the table).
+        """
+
+        def rows() -> Iterator[Any]:
+            for org in distinct(orgs):
+                span = incremental.plan(state_key or table, org.org_id, run)
+                if span is None:
+                    continue
+                metric_keys = org.metric_keys if with_metrics else ()
+                schema = reshape.arrow_schema(table, metric_keys)
+                hints = dlt.mark.make_hints(columns=_metric_hints(org)) if with_metrics else None
+                batcher = fetch.Batcher(table, schema, fetch.current_load_id())
+                for call, part in ordered_map(
+                    fetcher(org, schema), calls(org, span), run.workers, client=org.client
+                ):
+                    report(table, org, call if isinstance(call, Window) else call[-1])
+                    yield from _with_hints(batcher.add(part), hints)
+                yield from _with_hints(batcher.flush(), hints)
+                incremental.record(state_key or table, org.org_id, span, run)
+
+        return rows
+
+    def overview_calls(org: OrgContext, span: Window) -> List[Window]:
+        return overview_windows(span, timezone)
+
+    def day_calls(org: OrgContext, span: Window) -> List[Window]:
+        return day_windows(span)
+
+    def funnel_calls(org: OrgContext, span: Window) -> List[Tuple[str, str, Window]]:
+        return [
+            (pipeline["id"], cohort_type, window)
+            for window in month_windows(span)
+            for pipeline in org.pipelines
+            for cohort_type in FUNNEL_COHORT_TYPES
+        ]
+
+    def month_calls(org: OrgContext, span: Window) -> List[Window]:
+        return month_windows(span)
+
+    activity_overview = windowed_report(
+        "activity_overview",
+        overview_calls,
+        lambda org, _: partial(fetch.activity_overview, org, timezone, run.metrics_chunk_size),
+        with_metrics=True,
+    )
+    activity_by_user = windowed_report(
+        "activity_by_user",
+        day_calls,
+        lambda org, schema: partial(
+            fetch.activity_by_user_part, org, timezone, run.metrics_chunk_size, schema
+        ),
+        with_metrics=True,
+    )
+    sent_emails_by_template = windowed_report(
+        "sent_emails_by_template",
+        day_calls,
+        lambda org, _: partial(fetch.sent_emails, org, timezone),
+    )
+
+    def funnel_fetcher(table: str) -> Callable[[OrgContext, pa.Schema], Fetcher]:
+        return lambda org, _: partial(fetch.funnel, org, table, timezone)
+
+    funnel_totals = windowed_report("funnel_totals", funnel_calls, funnel_fetcher("funnel_totals"))
+    funnel_stages = windowed_report("funnel_stages", funnel_calls, funnel_fetcher("funnel_stages"))
+
+    def custom_fetcher(custom: Dict[str, Any]) -> Callable[[OrgContext, pa.Schema], Fetcher]:
+        return lambda org, _: partial(fetch.custom_report, org, timezone, custom)
+
+    def custom_report_rows() -> Iterator[Any]:
+        """Each configured Explorer query keeps its own state, so a query added later is
+        backfilled from ``start_date`` like a first run."""
+        for custom in reports:
+            yield from windowed_report(
+                "custom_reports",
+                month_calls,
+                custom_fetcher(custom),
+                state_key=f"custom_reports.{custom['name']}",
+            )()
 
     # ------------------------------------------------------------ status reports
 
@@ -374,57 +411,6 @@ def close_source(
 
         return rows
 
-    # ------------------------------------------------------------ funnels and Explorer
-
-    def funnel_rows(table: str) -> Callable[[], Iterator[Any]]:
-        schema = reshape.arrow_schema(table)
-
-        def rows() -> Iterator[Any]:
-            for org in distinct(orgs):
-                span = incremental.plan(table, org.org_id, run)
-                if span is None:
-                    continue
-                calls = [
-                    (pipeline["id"], cohort_type, window)
-                    for window in month_windows(span)
-                    for pipeline in org.pipelines
-                    for cohort_type in FUNNEL_COHORT_TYPES
-                ]
-                batcher = fetch.Batcher(table, schema, fetch.current_load_id())
-                for (_, _, window), part in ordered_map(
-                    partial(fetch.funnel, org, table, timezone),
-                    calls,
-                    run.workers,
-                    client=org.client,
-                ):
-                    report(table, org, window)
-                    yield from batcher.add(part)
-                yield from batcher.flush()
-                incremental.record(table, org.org_id, span, run)
-
-        return rows
-
-    def custom_report_rows() -> Iterator[Any]:
-        if not reports:
-            return
-        schema = reshape.arrow_schema("custom_reports")
-        for org in distinct(orgs):
-            span = incremental.plan("custom_reports", org.org_id, run)
-            if span is None:
-                continue
-            calls = [(r, w) for w in month_windows(span) for r in reports]
-            batcher = fetch.Batcher("custom_reports", schema, fetch.current_load_id())
-            for (_, window), part in ordered_map(
-                partial(fetch.custom_report, org, timezone),
-                calls,
-                run.workers,
-                client=org.client,
-            ):
-                report("custom_reports", org, window)
-                yield from batcher.add(part)
-            yield from batcher.flush()
-            incremental.record("custom_reports", org.org_id, span, run)
-
     lead_reports = dlt.resource(
         status_reports("lead"), name="lead_status_reports", selected=False, parallelized=True
     )
@@ -447,8 +433,8 @@ def close_source(
         _table_transformer(
             pick("transitions"), "opportunity_status_transitions", opportunity_reports
         ),
-        _table_resource(funnel_rows("funnel_totals"), "funnel_totals"),
-        _table_resource(funnel_rows("funnel_stages"), "funnel_stages"),
+        _table_resource(funnel_totals, "funnel_totals"),
+        _table_resource(funnel_stages, "funnel_stages"),
         _table_resource(custom_report_fields, "custom_report_fields"),
         _table_resource(custom_report_rows, "custom_reports"),
         _table_resource(users, "users"),

@@ -374,10 +374,9 @@ CUSTOM_REPORT_PARAMS = ("x", "y", "interval", "transform_y", "group_by", "query"
 
 
 def custom_report(
-    org: OrgContext, timezone: str, call: Tuple[Mapping[str, Any], Window]
+    org: OrgContext, timezone: str, report: Mapping[str, Any], window: Window
 ) -> List[Row]:
-    """Rows of one configured Explorer query; ``call`` is ``(report, month)``."""
-    report, window = call
+    """Rows of one configured Explorer query over one month."""
     params = {k: str(report[k]) for k in CUSTOM_REPORT_PARAMS if report.get(k) not in (None, "")}
     params.update(start=window.start.isoformat(), end=window.end.isoformat())
     response = org.client.get(

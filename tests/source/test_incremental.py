@@ -236,3 +236,40 @@ def test_lookback_setting(tmp_path, pin_today, lookback: int) -> None:
     simulator.request_log.clear()
     run(pipeline, close_source(**kwargs).with_resources("sent_emails_by_template"))
     assert report_calls(simulator).get("sent_emails", 0) == lookback
+
+
+def test_an_explorer_query_added_later_is_backfilled(tmp_path, pin_today) -> None:
+    simulator = CloseSimulator(small_org())
+    pipeline = make_pipeline(tmp_path)
+    leads = {"name": "leads", "x": "lead.date_created", "y": "lead.count", "interval": "day"}
+    calls = {"name": "calls", "x": "call.date_created", "y": "call.count", "interval": "day"}
+    start = "2026-02-10"
+    run(
+        pipeline,
+        close_source(
+            **source_kwargs(simulator, start_date=start, custom_reports=[leads])
+        ).with_resources("custom_reports"),
+    )
+    simulator.request_log.clear()
+    run(
+        pipeline,
+        close_source(
+            **source_kwargs(simulator, start_date=start, custom_reports=[leads, calls])
+        ).with_resources("custom_reports"),
+    )
+    months = sorted(
+        (r.params["x"], r.params["start"])
+        for r in simulator.request_log
+        if "/report/custom/orga_" in r.path
+    )
+    assert months == [
+        ("call.date_created", "2026-02-01"),
+        ("call.date_created", "2026-03-01"),
+        ("lead.date_created", "2026-03-01"),
+    ]
+    con = warehouse(pipeline)
+    assert rows(
+        con,
+        "select report_name, count(distinct window_start) from custom_reports "
+        "group by 1 order by 1",
+    ) == [("calls", 2), ("leads", 2)]
