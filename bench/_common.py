@@ -26,22 +26,9 @@ for _name in list(os.environ):
     if _name.startswith(("SOURCES__CLOSE__", "DESTINATION__")):
         del os.environ[_name]
 
-BENCH_CUSTOM_REPORTS: List[Dict[str, Any]] = [
-    {
-        "name": "leads_created_per_day",
-        "x": "lead.date_created",
-        "y": "lead.count",
-        "interval": "day",
-    },
-    {
-        "name": "call_minutes_per_user_per_week",
-        "x": "call.date_created",
-        "y": "call.duration",
-        "interval": "week",
-        "transform_y": "sum",
-        "group_by": "user",
-    },
-]
+from sources.close.settings import EXAMPLE_CUSTOM_REPORTS  # noqa: E402
+
+BENCH_CUSTOM_REPORTS: List[Dict[str, Any]] = [dict(r) for r in EXAMPLE_CUSTOM_REPORTS]
 """The two Explorer queries of ``.dlt/config.toml``, passed explicitly so the run does not
 depend on the working directory."""
 

@@ -36,23 +36,6 @@ DEMO_DAYS = 90
 DEMO_SCALE = "medium"
 DEMO_SEED = 7
 DEMO_KEY = "demo"
-DEMO_CUSTOM_REPORTS = [
-    {
-        "name": "leads_created_per_day",
-        "x": "lead.date_created",
-        "y": "lead.count",
-        "interval": "day",
-    },
-    {
-        "name": "call_minutes_per_user_per_week",
-        "x": "call.date_created",
-        "y": "call.duration",
-        "interval": "week",
-        "transform_y": "sum",
-        "group_by": "user",
-    },
-]
-"""Explorer queries of the demo when .dlt/config.toml (in the working directory) has none."""
 
 EPILOG = """\
 examples:
@@ -247,6 +230,7 @@ def _check_duckdb_unlocked(args: argparse.Namespace) -> None:
 def _demo_source_kwargs() -> Dict[str, Any]:
     import dlt
 
+    from sources.close.settings import EXAMPLE_CUSTOM_REPORTS
     from sources.close.windows import local_today
     from sources.close_simulator import CloseSimulator, generate_org
 
@@ -255,7 +239,7 @@ def _demo_source_kwargs() -> Dict[str, Any]:
     simulator = CloseSimulator({DEMO_KEY: org})
     configured: Any = dlt.config.get("sources.close.custom_reports")
     return {
-        "custom_reports": configured or DEMO_CUSTOM_REPORTS,
+        "custom_reports": configured or [dict(r) for r in EXAMPLE_CUSTOM_REPORTS],
         "api_key": DEMO_KEY,
         "api_keys": [],
         "base_url": "http://close-simulator.local/api/v1",

@@ -65,6 +65,25 @@ ARROW_BATCH_ROWS = 20_000
 ARROW_BATCH_BYTES = 4_000_000
 """... or fewer rows when they already take this many bytes (long drill-down URLs)."""
 
+EXAMPLE_CUSTOM_REPORTS: Tuple[Dict[str, str], ...] = (
+    {
+        "name": "leads_created_per_day",
+        "x": "lead.date_created",
+        "y": "lead.count",
+        "interval": "day",
+    },
+    {
+        "name": "call_minutes_per_user_per_week",
+        "x": "call.date_created",
+        "y": "call.duration",
+        "interval": "week",
+        "transform_y": "sum",
+        "group_by": "user",
+    },
+)
+"""The Explorer queries of the committed ``.dlt/config.toml`` (the demo and the benches use them
+when the working directory has no config)."""
+
 FUNNEL_COHORT_TYPES = ("created-cohort", "active-stage-cohort")
 
 # ---------------------------------------------------------------- sentinels for merge keys

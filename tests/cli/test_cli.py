@@ -262,3 +262,15 @@ def test_help_explains_every_option_with_examples(command: str) -> None:
             "--full-refresh",
         ):
             assert option in result.stdout, option
+
+
+def test_demo_needs_no_key_and_brings_its_explorer_queries(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    env.update(DLT_DATA_DIR=str(tmp_path / "dlt"), RUNTIME__DLTHUB_TELEMETRY="false")
+    result = cli(tmp_path, env, "load", "--demo", "--resources", "custom_reports,users")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with duckdb.connect(str(tmp_path / "close.duckdb"), read_only=True) as con:
+        assert con.execute(
+            "select count(distinct report_name) from close_raw.custom_reports"
+        ).fetchall() == [(2,)]
+        assert con.execute("select count(*) from close_raw.users").fetchall()[0][0] == 25
