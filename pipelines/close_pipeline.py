@@ -111,30 +111,38 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser(
-        "run",
-        help="load, then dbt build",
-        description="Load the raw report tables, then build and test the dbt marts.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_load_options(run)
-    load = commands.add_parser(
-        "load",
-        help="extract + load the raw tables only",
-        description="Extract Close's reports and load the raw tables (no dbt).",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_load_options(load)
-    transform = commands.add_parser(
-        "transform",
-        help="dbt build on what is loaded",
-        description="Build and test the dbt project in dbt/ on the loaded raw tables.",
-        epilog="example:\n  close-pipeline transform --duckdb-path close.duckdb\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_destination_options(transform)
+    for name, summary, description, epilog, add_options in (
+        (
+            "run",
+            "load, then dbt build",
+            "Load the raw report tables, then build and test the dbt marts.",
+            EPILOG,
+            _add_load_options,
+        ),
+        (
+            "load",
+            "extract + load the raw tables only",
+            "Extract Close's reports and load the raw tables (no dbt).",
+            EPILOG,
+            _add_load_options,
+        ),
+        (
+            "transform",
+            "dbt build on what is loaded",
+            "Build and test the dbt project in dbt/ on the loaded raw tables.",
+            "example:\n  close-pipeline transform --duckdb-path close.duckdb\n",
+            _add_destination_options,
+        ),
+    ):
+        add_options(
+            commands.add_parser(
+                name,
+                help=summary,
+                description=description,
+                epilog=epilog,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
     serve = commands.add_parser(
         "serve-demo-api",
         help="serve the simulated Close org over HTTP",
