@@ -97,6 +97,17 @@ def write_result(name: str, quick: bool, payload: Dict[str, Any]) -> Path:
     return path
 
 
+def report_result(
+    name: str, quick: bool, write: bool, details: Dict[str, Any], result: Dict[str, Any]
+) -> None:
+    """Writes the details file (unless ``write`` is false), then prints the result JSON as the
+    last line, which is what readers of a benchmark's output parse."""
+    if write:
+        path = write_result(name, quick, details)
+        print(f"written: {path.relative_to(ROOT)}")
+    print(json.dumps(result))
+
+
 _LISTENING = re.compile(r"listening on (\S+)")
 
 

@@ -58,8 +58,8 @@ from _common import (
     fmt_table,
     machine,
     peak_rss_mb,
+    report_result,
     use_project_config,
-    write_result,
 )
 
 BASE_URL = "http://close.bench/api/v1"
@@ -697,10 +697,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         "bench_wall_s": round(time.perf_counter() - bench_t0, 1),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    if not args.no_write:
-        path = write_result("load_throughput", args.quick, details)
-        print(f"written: {path.relative_to(path.parent.parent.parent)}")
-    print(json.dumps(result))
+    report_result("load_throughput", args.quick, not args.no_write, details, result)
     return details
 
 

@@ -48,8 +48,8 @@ from _common import (
     dlt_settings,
     fmt_table,
     machine,
+    report_result,
     use_project_config,
-    write_result,
 )
 
 QUICK = {"days": 30, "rate_limit": 30.0}
@@ -407,10 +407,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         "bench_wall_s": round(time.perf_counter() - bench_t0, 1),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    if not args.no_write:
-        path = write_result("rate_limit_efficiency", args.quick, details)
-        print(f"written: {path.relative_to(path.parent.parent.parent)}")
-    print(json.dumps(result))
+    report_result("rate_limit_efficiency", args.quick, not args.no_write, details, result)
     return details
 
 
