@@ -173,3 +173,20 @@ final as (
 
 select * from final
 {%- endmacro %}
+
+
+{#- Both daily status facts as one relation (object_type, org_id, status_id, status_date,
+    count_started, count_ended), for tests that check them the same way. -#}
+{% macro close_status_daily_union() -%}
+    {%- for object_type in ['lead', 'opportunity'] %}
+    select
+        '{{ object_type }}' as object_type,
+        org_id,
+        status_id,
+        status_date,
+        count_started,
+        count_ended
+    from {{ ref('fct_' ~ object_type ~ '_status_daily') }}
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+{%- endmacro %}

@@ -4,28 +4,8 @@
 #}
 with
 
-lead_status_daily as (
-
-    select * from {{ ref('fct_lead_status_daily') }}
-
-),
-
-opportunity_status_daily as (
-
-    select * from {{ ref('fct_opportunity_status_daily') }}
-
-),
-
 daily as (
-
-    select 'lead' as object_type, org_id, status_id, status_date, count_started, count_ended
-    from lead_status_daily
-
-    union all
-
-    select 'opportunity' as object_type, org_id, status_id, status_date, count_started, count_ended
-    from opportunity_status_daily
-
+{{ close_status_daily_union() }}
 ),
 
 pairs as (
