@@ -26,7 +26,7 @@ for _name in list(os.environ):
     if _name.startswith(("SOURCES__CLOSE__", "DESTINATION__")):
         del os.environ[_name]
 
-from sources.close.settings import EXAMPLE_CUSTOM_REPORTS  # noqa: E402
+from close_reports.source.settings import EXAMPLE_CUSTOM_REPORTS  # noqa: E402
 
 BENCH_CUSTOM_REPORTS: List[Dict[str, Any]] = [dict(r) for r in EXAMPLE_CUSTOM_REPORTS]
 """The two Explorer queries of ``.dlt/config.toml``, passed explicitly so the run does not
@@ -112,10 +112,10 @@ _LISTENING = re.compile(r"listening on (\S+)")
 
 
 class SimulatorProcess:
-    """``python -m sources.close_simulator`` on a free port, as a real HTTP server."""
+    """``python -m close_reports.simulator`` on a free port, as a real HTTP server."""
 
     def __init__(self, args: List[str], timeout: float = 120.0) -> None:
-        command = [sys.executable, "-m", "sources.close_simulator", "--port", "0", *args]
+        command = [sys.executable, "-m", "close_reports.simulator", "--port", "0", *args]
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
             command,

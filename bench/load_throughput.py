@@ -203,8 +203,8 @@ def run_ours(
     """One backfill with the project's source into ``tmp/<name>.duckdb``, phases timed."""
     import dlt
 
-    from sources.close import close_source
-    from sources.close.client import RequestStats
+    from close_reports.source import close_source
+    from close_reports.source.client import RequestStats
 
     stats = RequestStats()
     source = close_source(
@@ -270,10 +270,10 @@ def reshaped_batches(
     over the same windows the source plans for a backfill."""
     from datetime import date
 
-    from sources.close import fetch, reshape
-    from sources.close.client import CloseClient
-    from sources.close.orgs import OrgContext
-    from sources.close.settings import (
+    from close_reports.source import fetch, reshape
+    from close_reports.source.client import CloseClient
+    from close_reports.source.orgs import OrgContext
+    from close_reports.source.settings import (
         CUSTOM_REPORT_FIELDS_PATH,
         FUNNEL_COHORT_TYPES,
         GRAIN_DAY,
@@ -285,7 +285,7 @@ def reshaped_batches(
         SAVED_SEARCHES_PATH,
         USERS_PATH,
     )
-    from sources.close.windows import Window, day_windows, month_windows, overview_windows
+    from close_reports.source.windows import Window, day_windows, month_windows, overview_windows
 
     tz = "UTC"
     span = Window(date.fromisoformat(start), date.fromisoformat(end))
@@ -338,7 +338,7 @@ def arrow_schema_for(table: str, rows: List[Dict[str, Any]]) -> Any:
     inferred by pyarrow from the batch."""
     import pyarrow as pa
 
-    from sources.close.settings import TABLES
+    from close_reports.source.settings import TABLES
 
     types = {
         "text": pa.string(),
@@ -440,7 +440,7 @@ def replay_main(args: argparse.Namespace) -> None:
     import pyarrow.parquet  # noqa: F401
     from dlt.destinations import duckdb as _duckdb_factory  # noqa: F401
 
-    import sources.close  # noqa: F401
+    import close_reports.source  # noqa: F401
 
     replay = ReplayTransport(Path(args.replay_dir))
     if args.direct:
@@ -506,8 +506,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         replay_main(args)
         return {}
 
-    from sources.close_simulator import CloseSimulator, generate_org
-    from sources.close_simulator.org import SCALES
+    from close_reports.simulator import CloseSimulator, generate_org
+    from close_reports.simulator.org import SCALES
 
     anchor = datetime.now(UTC).date() - timedelta(days=1)
     end = anchor + timedelta(days=1)

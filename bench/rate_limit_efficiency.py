@@ -1,6 +1,6 @@
 """How close a backfill gets to Close's rate limit, next to a naive client.
 
-Starts the embedded Close API as a real HTTP server (``python -m sources.close_simulator
+Starts the embedded Close API as a real HTTP server (``python -m close_reports.simulator
 --rate-limit R --latency-ms L --scale medium``, a free port), then:
 
 1. **ours** — a backfill of D days of every report resource (and the dimension tables) with
@@ -117,8 +117,8 @@ class RecordingTransport(httpx.HTTPTransport):
 def run_ours(url: str, args: argparse.Namespace, start: str, end: str) -> Dict[str, Any]:
     import dlt
 
-    from sources.close import close_source
-    from sources.close.client import MAX_CONNECTIONS, RequestStats
+    from close_reports.source import close_source
+    from close_reports.source.client import MAX_CONNECTIONS, RequestStats
 
     recorder = Recorder()
     transport = RecordingTransport(

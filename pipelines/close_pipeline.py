@@ -16,13 +16,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # `python pipelines/close_pipeline.py` from a clone
-    sys.path.insert(0, str(REPO_ROOT))
-
-from pipelines.failures import DbtBuildError, UsageError, explain  # noqa: E402
-from pipelines.progress import Progress  # noqa: E402
-from pipelines.summary import (  # noqa: E402
+from close_reports.failures import DbtBuildError, UsageError, explain
+from close_reports.progress import Progress
+from close_reports.summary import (
     RunSummary,
     drift_warnings,
     load_phase_seconds,
@@ -30,7 +26,18 @@ from pipelines.summary import (  # noqa: E402
     table_row_counts,
 )
 
-DBT_DIR = REPO_ROOT / "dbt"
+
+
+def dbt_project_dir() -> Path:
+    """The dbt project: shipped inside the installed package, or ``dbt/`` of a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "dbt_project", here.parent / "dbt"):
+        if (candidate / "dbt_project.yml").is_file():
+            return candidate
+    raise FileNotFoundError(f"No dbt project next to {here} (looked for dbt_project/ and ../dbt/)")
+
+
+DBT_DIR = dbt_project_dir()
 DEFAULT_DUCKDB = "close.duckdb"
 DEMO_DAYS = 90
 DEMO_SCALE = "medium"
@@ -170,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _resources(option: Optional[str]) -> List[str]:
-    from sources.close import RESOURCE_NAMES
+    from close_reports.source import RESOURCE_NAMES
 
     if not option:
         return []
@@ -185,7 +192,7 @@ def _resources(option: Optional[str]) -> List[str]:
 
 
 def _check_dates(args: argparse.Namespace) -> None:
-    from sources.close.windows import parse_day
+    from close_reports.source.windows import parse_day
 
     try:
         start = parse_day(args.start, "--start")
@@ -238,9 +245,9 @@ def _check_duckdb_unlocked(args: argparse.Namespace) -> None:
 def _demo_source_kwargs() -> Dict[str, Any]:
     import dlt
 
-    from sources.close.settings import EXAMPLE_CUSTOM_REPORTS
-    from sources.close.windows import local_today
-    from sources.close_simulator import CloseSimulator, generate_org
+    from close_reports.source.settings import EXAMPLE_CUSTOM_REPORTS
+    from close_reports.source.windows import local_today
+    from close_reports.simulator import CloseSimulator, generate_org
 
     today = local_today("UTC")
     org = generate_org(seed=DEMO_SEED, scale=DEMO_SCALE)
@@ -261,8 +268,8 @@ def load(args: argparse.Namespace, summary: RunSummary) -> Any:
     """Extracts and loads the raw tables; returns the dlt pipeline."""
     import dlt
 
-    from sources.close import close_source
-    from sources.close.client import RequestStats
+    from close_reports.source import close_source
+    from close_reports.source.client import RequestStats
 
     _check_dates(args)
     names = _resources(args.resources)
@@ -359,7 +366,7 @@ def transform(args: argparse.Namespace, summary: RunSummary, pipeline: Any = Non
 
 def serve_demo_api(args: argparse.Namespace) -> int:
     """Runs the simulator as an HTTP server until interrupted."""
-    from sources.close_simulator.__main__ import main as simulator_main
+    from close_reports.simulator.__main__ import main as simulator_main
 
     argv = ["--port", str(args.port), "--host", args.host, "--seed", str(args.seed)]
     argv += ["--scale", args.scale, "--latency-ms", str(args.latency_ms)]

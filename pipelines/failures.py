@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Iterator, List, Tuple
 
-from sources.close.errors import (
+from close_reports.source.errors import (
     CloseAPIError,
     CloseAuthError,
     CloseConfigError,
     CloseValidationError,
 )
-from sources.close.reshape import UnexpectedResponseError
+from close_reports.source.reshape import UnexpectedResponseError
 
 EXIT_USAGE = 2
 """Bad options or configuration: nothing was read or written."""

@@ -9,7 +9,7 @@ from typing import IO, Dict, Optional
 
 from tqdm import tqdm
 
-from sources.close.windows import Window
+from close_reports.source.windows import Window
 
 LOG_EVERY_SECONDS = 5.0
 

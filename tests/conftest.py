@@ -23,5 +23,5 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> N
 def pin_today(monkeypatch: pytest.MonkeyPatch) -> datetime:
     """Makes "now" noon UTC on the day after the simulator's last day of history."""
     now = datetime.combine(ANCHOR + ONE_DAY, datetime.min.time(), timezone.utc).replace(hour=12)
-    monkeypatch.setattr("sources.close.windows.utc_now", lambda: now)
+    monkeypatch.setattr("close_reports.source.windows.utc_now", lambda: now)
     return now

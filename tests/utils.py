@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import dlt
 import duckdb
 
-from sources.close_simulator import CloseSimulator, Org, events_to_duckdb, generate_org
+from close_reports.simulator import CloseSimulator, Org, events_to_duckdb, generate_org
 
 ANCHOR = date(2026, 3, 20)
 """Last day of the simulator's history in tests (US DST starts inside it, on 2026-03-08)."""

@@ -142,7 +142,7 @@ def _check_custom_reports(reports: Optional[Sequence[Dict[str, Any]]]) -> List[D
     return checked
 
 
-@dlt.source(name="close", max_table_nesting=0)
+@dlt.source(name="close", section="close", max_table_nesting=0)
 def close_source(
     api_key: Optional[str] = dlt.secrets.value,
     api_keys: Optional[List[str]] = dlt.secrets.value,

@@ -27,7 +27,7 @@ Public API::
     events_to_duckdb(org, con_or_path, schema="close_sim") -> {table: rows}
         The raw event log (UTC timestamps) for independent expected-value computations.
 
-Command line: ``python -m sources.close_simulator --port 8765 [--seed N] [--scale S]
+Command line: ``python -m close_reports.simulator --port 8765 [--seed N] [--scale S]
 [--anchor-date YYYY-MM-DD] [--api-key KEY] [--rate-limit RPS] [--latency-ms MS]
 [--fault-rate F]``. Endpoint semantics: ``docs/simulator.md``.
 """

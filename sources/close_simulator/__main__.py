@@ -1,4 +1,4 @@
-"""``python -m sources.close_simulator``: serve a synthetic Close organization over HTTP.
+"""``python -m close_reports.simulator``: serve a synthetic Close organization over HTTP.
 
 Prints exactly one line once listening::
 
@@ -22,7 +22,7 @@ from .server import serve
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options."""
     parser = argparse.ArgumentParser(
-        prog="python -m sources.close_simulator",
+        prog="python -m close_reports.simulator",
         description="Serve an embedded Close API computed from a synthetic organization.",
     )
     parser.add_argument("--port", type=int, default=8765, help="TCP port (0 = a free port)")

@@ -3,8 +3,8 @@
 import io
 from datetime import date
 
-from pipelines.progress import Progress
-from sources.close.windows import Window
+from close_reports.progress import Progress
+from close_reports.source.windows import Window
 
 DAY = Window(date(2026, 3, 1), date(2026, 3, 2))
 
@@ -12,7 +12,7 @@ DAY = Window(date(2026, 3, 1), date(2026, 3, 2))
 def test_plain_lines_when_not_a_terminal(monkeypatch) -> None:
     stream = io.StringIO()
     clock = iter([100.0, 101.0, 106.0])
-    monkeypatch.setattr("pipelines.progress.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("close_reports.progress.time.monotonic", lambda: next(clock))
     progress = Progress(stream, interactive=False)
     for _ in range(3):
         progress("activity_by_user", "orga_1", DAY)

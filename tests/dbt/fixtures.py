@@ -1,7 +1,7 @@
 """A small, hand-computed ``close_raw`` dataset for building and testing the dbt project.
 
 ``create_raw_fixture(path)`` writes a DuckDB file whose schema ``close_raw`` holds every table
-of the raw-table contract (``sources.close.settings.TABLES``: typed columns, plus dlt's
+of the raw-table contract (``close_reports.source.settings.TABLES``: typed columns, plus dlt's
 ``_dlt_load_id`` / ``_dlt_id``, plus one column per activity metric on the two activity tables)
 filled with one coherent organization:
 
@@ -34,7 +34,7 @@ from typing import Any
 
 import duckdb
 
-from sources.close.settings import TABLES, metric_data_type
+from close_reports.source.settings import TABLES, metric_data_type
 
 RAW_SCHEMA = "close_raw"
 ORG_ID = "orga_fixture"

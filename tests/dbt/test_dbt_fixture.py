@@ -14,7 +14,7 @@ import duckdb
 import pytest
 import yaml
 
-from sources.close.settings import TABLES
+from close_reports.source.settings import TABLES
 
 from . import fixtures as fx
 from .runner import DBT_PROJECT_DIR, DbtRun, query, run_dbt

@@ -22,9 +22,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from sources.close import close_source
-from sources.close.settings import TABLES
-from sources.close_simulator import CloseSimulator
+from close_reports.source import close_source
+from close_reports.source.settings import TABLES
+from close_reports.simulator import CloseSimulator
 from tests.utils import (
     ANCHOR,
     ONE_DAY,
@@ -77,7 +77,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
             if name.startswith(("SOURCES__CLOSE__", "DESTINATION__", "CLOSE_DUCKDB_PATH")):
                 patch.delenv(name)
         patch.setenv("DLT_DATA_DIR", str(work_dir / "dlt_data"))
-        patch.setattr("sources.close.windows.utc_now", lambda: now)
+        patch.setattr("close_reports.source.windows.utc_now", lambda: now)
         org = small_org()
         pipeline = make_pipeline(work_dir)
         run(

@@ -35,8 +35,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from sources.close.settings import TABLES
-from sources.close_simulator import CloseSimulator, generate_org, serve
+from close_reports.source.settings import TABLES
+from close_reports.simulator import CloseSimulator, generate_org, serve
 from tests.utils import SEED
 
 pytestmark = pytest.mark.postgres

@@ -9,7 +9,7 @@ import duckdb
 import httpx
 import pytest
 
-from sources.close_simulator import CloseSimulator, Org, events_to_duckdb, generate_org
+from close_reports.simulator import CloseSimulator, Org, events_to_duckdb, generate_org
 
 ANCHOR = date(2026, 3, 20)
 """Last day of history: the 60 days of the small org span the US DST start (2026-03-08)."""

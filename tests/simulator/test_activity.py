@@ -9,8 +9,8 @@ import duckdb
 import httpx
 import pytest
 
-from sources.close_simulator import Org
-from sources.close_simulator.metrics import METRIC_BY_KEY, METRICS
+from close_reports.simulator import Org
+from close_reports.simulator.metrics import METRIC_BY_KEY, METRICS
 
 from .conftest import ANCHOR
 from .expected import S, expected_metric, local_midnight, metric_sql, utc

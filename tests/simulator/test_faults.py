@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from sources.close_simulator import CloseSimulator, Org, generate_org
+from close_reports.simulator import CloseSimulator, Org, generate_org
 
 from .conftest import ANCHOR
 

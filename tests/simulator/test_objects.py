@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sources.close_simulator import CloseSimulator, Org
+from close_reports.simulator import CloseSimulator, Org
 
 LISTS = [
     "/user/",

@@ -12,7 +12,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from sources.close_simulator import (
+from close_reports.simulator import (
     CloseSimulator,
     Org,
     event_tables,
@@ -20,7 +20,7 @@ from sources.close_simulator import (
     export_events,
     generate_org,
 )
-from sources.close_simulator.metrics import METRICS
+from close_reports.simulator.metrics import METRICS
 
 from .conftest import ANCHOR, SEED
 from .expected import S, local_midnight, status_paths, status_truth

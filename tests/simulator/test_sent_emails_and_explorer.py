@@ -8,7 +8,7 @@ import duckdb
 import httpx
 import pytest
 
-from sources.close_simulator import Org
+from close_reports.simulator import Org
 
 from .expected import S, local_midnight, utc
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sources.close_simulator import CloseSimulator, Org, serve
-from sources.close_simulator.server import SimulatorHTTPServer
+from close_reports.simulator import CloseSimulator, Org, serve
+from close_reports.simulator.server import SimulatorHTTPServer
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(
@@ -110,7 +110,7 @@ def test_cli_prints_the_listening_line() -> None:
         [
             sys.executable,
             "-m",
-            "sources.close_simulator",
+            "close_reports.simulator",
             "--port",
             "0",
             "--seed",

@@ -8,7 +8,7 @@ import duckdb
 import httpx
 import pytest
 
-from sources.close_simulator import Org
+from close_reports.simulator import Org
 
 from .conftest import ANCHOR
 from .expected import local_midnight, status_paths, status_truth

@@ -17,15 +17,15 @@ import httpx
 import pytest
 from dlt.common import logger as dlt_logger
 
-from sources.close.client import USER_AGENT, CloseClient, RequestStats, format_tz_offset
-from sources.close.errors import (
+from close_reports.source.client import USER_AGENT, CloseClient, RequestStats, format_tz_offset
+from close_reports.source.errors import (
     CloseAPIError,
     CloseAuthError,
     CloseNotFoundError,
     CloseRetryError,
     CloseValidationError,
 )
-from sources.close.throttle import Throttle, parse_rate_limit
+from close_reports.source.throttle import Throttle, parse_rate_limit
 
 API_KEY = "api_5ecretKeyValue.0123456789abcdef"
 KEY_TOKEN = base64.b64encode(f"{API_KEY}:".encode()).decode()

@@ -7,12 +7,12 @@ import httpx
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.failures import causes
-from pipelines.summary import variant_columns
-from sources.close import close_source
-from sources.close.errors import CloseAuthError, CloseRetryError, CloseValidationError
-from sources.close.settings import TABLES
-from sources.close_simulator import CloseSimulator
+from close_reports.failures import causes
+from close_reports.summary import variant_columns
+from close_reports.source import close_source
+from close_reports.source.errors import CloseAuthError, CloseRetryError, CloseValidationError
+from close_reports.source.settings import TABLES
+from close_reports.simulator import CloseSimulator
 from tests.utils import (
     FakeClock,
     make_pipeline,
@@ -155,7 +155,7 @@ def test_rate_limited_run_waits_and_completes(tmp_path, pin_today) -> None:
     clock = FakeClock()
     simulator = CloseSimulator(small_org(), rate_limit=3, clock=clock, sleep=clock.sleep)
     pipeline = make_pipeline(tmp_path / "limited")
-    from sources.close.client import RequestStats
+    from close_reports.source.client import RequestStats
 
     stats = RequestStats()
     run(

@@ -4,9 +4,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sources.close import close_source
-from sources.close.settings import TABLES
-from sources.close_simulator import CloseSimulator
+from close_reports.source import close_source
+from close_reports.source.settings import TABLES
+from close_reports.simulator import CloseSimulator
 from tests.utils import (
     ANCHOR,
     ONE_DAY,
@@ -69,7 +69,7 @@ def test_new_days_are_loaded_and_state_moves(tmp_path, monkeypatch) -> None:
     pipeline = make_pipeline(tmp_path)
     for today in (ANCHOR - timedelta(days=5), ANCHOR + ONE_DAY):
         now = datetime.combine(today, datetime.min.time(), timezone.utc)
-        monkeypatch.setattr("sources.close.windows.utc_now", lambda now=now: now)
+        monkeypatch.setattr("close_reports.source.windows.utc_now", lambda now=now: now)
         simulator.request_log.clear()
         run(pipeline, close_source(**source_kwargs(simulator, start_date=START)))
     # the second run read the lookback before the first run's last day, up to yesterday

@@ -9,11 +9,11 @@ from typing import Any, Dict, List
 import pyarrow as pa
 import pytest
 
-from sources.close import fetch, reshape
-from sources.close.client import parse_json
-from sources.close.settings import MERGE_DEDUPLICATED, TABLES, write_disposition
-from sources.close.throttle import ConcurrencyGate
-from sources.close.windows import Window
+from close_reports.source import fetch, reshape
+from close_reports.source.client import parse_json
+from close_reports.source.settings import MERGE_DEDUPLICATED, TABLES, write_disposition
+from close_reports.source.throttle import ConcurrencyGate
+from close_reports.source.windows import Window
 
 DAY = Window(date(2026, 3, 1), date(2026, 3, 2))
 METRICS = ["calls.all.all.count", "calls.all.all.avg_duration", "emails.sent.all.count"]
@@ -276,7 +276,7 @@ class Bucket:
     """The simulator's token bucket (burst = rate; ``reset`` = time until full)."""
 
     def __init__(self, clock: Clock, rate: float) -> None:
-        from sources.close_simulator.faults import RateLimiter
+        from close_reports.simulator.faults import RateLimiter
 
         self.limiter = RateLimiter(rate, clock)
 
@@ -287,7 +287,7 @@ class Bucket:
 
 def drive(quota: Any, clock: Clock, requests: int, latency: float = 0.05) -> tuple:
     """Sends ``requests`` one after another through a Throttle; returns (429s, elapsed)."""
-    from sources.close.throttle import Throttle
+    from close_reports.source.throttle import Throttle
 
     throttle = Throttle(clock=clock, sleep=clock.sleep)
     rejected = 0

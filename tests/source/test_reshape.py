@@ -8,9 +8,9 @@ from typing import Any, Dict
 
 import pytest
 
-from sources.close import reshape
-from sources.close.settings import TABLES
-from sources.close.windows import Window
+from close_reports.source import reshape
+from close_reports.source.settings import TABLES
+from close_reports.source.windows import Window
 
 DOCS = Path(__file__).parent.parent / "fixtures" / "close_docs"
 ORG = "orga_RbREgmiiwcr1w2b4cOnCMQaQPSIFxMqAD2Dh243uxcH"

@@ -5,10 +5,10 @@ from typing import Any, Dict, Iterator, Tuple
 
 import pytest
 
-from sources.close import close_source
-from sources.close.client import RequestStats
-from sources.close.settings import TABLES
-from sources.close_simulator import CloseSimulator
+from close_reports.source import close_source
+from close_reports.source.client import RequestStats
+from close_reports.source.settings import TABLES
+from close_reports.simulator import CloseSimulator
 from tests.utils import (
     ANCHOR,
     ONE_DAY,
@@ -30,7 +30,7 @@ def loaded(tmp_path_factory) -> Iterator[Tuple[Any, Any, CloseSimulator, Request
     """One full load of 30 days of a small org (UTC), shared by the truth checks."""
     now = datetime.combine(TODAY, datetime.min.time(), timezone.utc).replace(hour=12)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("sources.close.windows.utc_now", lambda: now)
+        patch.setattr("close_reports.source.windows.utc_now", lambda: now)
         org = small_org()
         simulator = CloseSimulator(org)
         stats = RequestStats()

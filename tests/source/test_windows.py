@@ -4,7 +4,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from sources.close.windows import (
+from close_reports.source.windows import (
     Window,
     date_params,
     datetime_range,
