@@ -27,7 +27,6 @@ from close_reports.summary import (
 )
 
 
-
 def dbt_project_dir() -> Path:
     """The dbt project: shipped inside the installed package, or ``dbt/`` of a checkout."""
     here = Path(__file__).resolve().parent
@@ -245,9 +244,9 @@ def _check_duckdb_unlocked(args: argparse.Namespace) -> None:
 def _demo_source_kwargs() -> Dict[str, Any]:
     import dlt
 
+    from close_reports.simulator import CloseSimulator, generate_org
     from close_reports.source.settings import EXAMPLE_CUSTOM_REPORTS
     from close_reports.source.windows import local_today
-    from close_reports.simulator import CloseSimulator, generate_org
 
     today = local_today("UTC")
     org = generate_org(seed=DEMO_SEED, scale=DEMO_SCALE)
@@ -375,7 +374,7 @@ def serve_demo_api(args: argparse.Namespace) -> int:
         argv += ["--anchor-date", args.anchor_date]
     if args.rate_limit:
         argv += ["--rate-limit", str(args.rate_limit)]
-    return simulator_main(argv) or 0
+    return int(simulator_main(argv) or 0)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import date, timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import dlt
 import duckdb
+import pytest
 
 from close_reports.simulator import CloseSimulator, Org, events_to_duckdb, generate_org
 
@@ -18,6 +20,18 @@ ONE_DAY = timedelta(days=1)
 TODAY = ANCHOR + ONE_DAY
 BASE_URL = "http://close.test/api/v1"
 SEED = 3
+
+
+LEAKY_ENV_PREFIXES = ("SOURCES__CLOSE__", "DESTINATION__", "CLOSE_DUCKDB_PATH")
+
+
+def isolate_environment(patch: pytest.MonkeyPatch, dlt_data_dir: Path) -> None:
+    """No Close key, base URL or destination from the developer's shell leaks into a test,
+    and dlt keeps its pipelines under ``dlt_data_dir``."""
+    for name in list(os.environ):
+        if name.startswith(LEAKY_ENV_PREFIXES):
+            patch.delenv(name, raising=False)
+    patch.setenv("DLT_DATA_DIR", str(dlt_data_dir))
 
 
 def small_org(seed: int = SEED) -> Org:
@@ -43,11 +57,13 @@ def run(pipeline: dlt.Pipeline, source: Any) -> Any:
 
 
 def source_kwargs(simulator: CloseSimulator, **overrides: Any) -> Dict[str, Any]:
-    """Arguments of ``close_source`` that read ``simulator`` in-process."""
+    """Arguments of ``close_source`` that read ``simulator`` in-process, "today" being the day
+    after the simulator's last day of history."""
     return {
         "api_key": "demo",
         "base_url": BASE_URL,
         "transport": simulator.transport(),
+        "today": TODAY,
         **overrides,
     }
 

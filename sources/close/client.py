@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import partial
 from importlib import metadata
 from types import TracebackType
@@ -20,12 +21,26 @@ from typing import Any, NoReturn
 
 import httpx
 from dlt.common import logger
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+)
 
-from .errors import CloseConfigError, error_for_response, excerpt, redact, retry_error
+from .config import MISSING_KEY_MESSAGE
+from .errors import (
+    CloseConfigError,
+    CloseUnavailableError,
+    error_for_response,
+    excerpt,
+    redact,
+    retry_error,
+)
 from .settings import DEFAULT_BASE_URL, PAGE_LIMIT
+from .stats import RequestStats
 from .throttle import (
-    ConcurrencyGate,
     Throttle,
     parse_rate_limit,
     parse_retry_after,
@@ -38,12 +53,22 @@ try:  # a dlt dependency on CPython
 except ImportError:  # pragma: no cover
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["CloseClient", "RequestStats", "format_tz_offset", "parse_json"]
+__all__ = [
+    "Breaker",
+    "Stop",
+    "CloseClient",
+    "Request",
+    "RequestStats",
+    "format_tz_offset",
+    "parse_json",
+]
 
 TZ_OFFSET_HEADER = "X-TZ-Offset"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_CONNECTIONS = 32
 """Connection pool size: room for ~16 worker threads with keep-alive to spare."""
+MAX_RETRY_SECONDS = 60.0
+"""No retry of a request starts later than this after its first attempt."""
 
 
 def _package_version() -> str:
@@ -67,51 +92,94 @@ def format_tz_offset(hours: float) -> str:
     return f"{rounded:.4f}".rstrip("0").rstrip(".")
 
 
-# ---------------------------------------------------------------- request counters
+# ---------------------------------------------------------------- requests and the breaker
 
 
-class RequestStats:
-    """Thread-safe request counters; one instance may be shared by several clients.
+@dataclass(frozen=True)
+class Request:
+    """One call to Close, built by a report's request builder (``reports.py``)."""
 
-    Attributes:
-        requests: HTTP attempts sent.
-        retries: Attempts that were followed by another one.
-        rate_limited: 429 responses received.
-        server_errors: Retryable 5xx responses received.
-        transport_errors: Attempts that got no response (connect/read errors, timeouts).
-        failed: Requests that finally raised.
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    body: Any = None
+    tz_offset: float | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """``METHOD /path/`` as errors and the ledger name it."""
+        return f"{self.method} {self.path}"
+
+
+class Stop:
+    """Stops every request of a run: when the caller's ``event`` is set (Ctrl-C) or when a
+    report fails the whole run (``set(cause)``)."""
+
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self.event = event or threading.Event()
+        self.cause: BaseException | None = None
+
+    def set(self, cause: BaseException | None = None) -> None:
+        """Stops the run, ``cause`` being the failure that ended it (None: interrupted)."""
+        if self.cause is None:
+            self.cause = cause
+        self.event.set()
+
+    def is_set(self) -> bool:
+        """Whether the run is stopping."""
+        return self.event.is_set()
+
+
+class Breaker:
+    """Stops every request of one API key once one has failed for good.
+
+    When a request exhausts its retries (Close down, unreachable, or rate limiting without
+    end) the other worker threads of that key would each retry for minutes more; the breaker
+    makes them fail at once instead, naming the first failure, and wakes any retry wait. The
+    run's ``Stop`` (Ctrl-C, or a report that fails the run) opens every breaker.
     """
 
-    FIELDS = ("requests", "retries", "rate_limited", "server_errors", "transport_errors", "failed")
+    def __init__(self, stop: Stop | None = None) -> None:
+        self._tripped = threading.Event()
+        self._stop = stop
+        self.cause: BaseException | None = None
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.retries = 0
-        self.rate_limited = 0
-        self.server_errors = 0
-        self.transport_errors = 0
-        self.failed = 0
+    def trip(self, cause: BaseException) -> None:
+        """Opens the breaker: later requests raise ``CloseUnavailableError``."""
+        if not self._tripped.is_set():
+            self.cause = cause
+            self._tripped.set()
 
-    def increment(self, name: str, by: int = 1) -> None:
-        """Add to one counter.
+    @property
+    def is_open(self) -> bool:
+        """Whether requests of this key are refused."""
+        return self._tripped.is_set() or bool(self._stop and self._stop.is_set())
 
-        Args:
-            name: One of ``FIELDS``.
-            by: How much to add.
-        """
-        if name not in self.FIELDS:
-            raise ValueError(f"Unknown counter {name!r}; expected one of {self.FIELDS}")
-        with self._lock:
-            setattr(self, name, getattr(self, name) + by)
+    def check(self, endpoint: str) -> None:
+        """Raises ``CloseUnavailableError`` when the breaker is open."""
+        if not self.is_open:
+            return
+        cause = self.cause
+        if self._stop is not None and self._stop.is_set() and not self._tripped.is_set():
+            cause = self._stop.cause
+            reason = f"the run failed: {cause}" if cause else "the run was interrupted"
+        else:
+            reason = f"an earlier request of this key failed for good: {cause}"
+        raise CloseUnavailableError(
+            f"{endpoint} not sent: {reason}", endpoint=endpoint, status=None
+        ) from cause
 
-    def as_dict(self) -> dict[str, int]:
-        """A consistent snapshot of all counters."""
-        with self._lock:
-            return {name: getattr(self, name) for name in self.FIELDS}
-
-    def __repr__(self) -> str:
-        return f"RequestStats({self.as_dict()})"
+    def wait(self, seconds: float, sleep: Callable[[float], None] | None = None) -> None:
+        """Waits ``seconds`` (with ``sleep`` when given, e.g. a fake clock in tests), or less
+        when the breaker opens meanwhile."""
+        if sleep is not None:
+            sleep(seconds)
+        elif self._stop is None:
+            self._tripped.wait(seconds)
+        else:
+            deadline = time.monotonic() + seconds
+            while not self.is_open and (left := deadline - time.monotonic()) > 0:
+                self._tripped.wait(min(left, 0.25))
 
 
 # ---------------------------------------------------------------- client
@@ -146,13 +214,16 @@ class CloseClient:
         throttle: Throttle | None = None,
         max_rps: float | None = None,
         max_attempts: int = 8,
+        max_retry_seconds: float = MAX_RETRY_SECONDS,
         backoff_base: float = 1.0,
-        backoff_max: float = 60.0,
+        backoff_max: float = 30.0,
         timeout: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         stats: RequestStats | None = None,
         rng: random.Random | None = None,
+        breaker: Breaker | None = None,
+        on_round_trip: Callable[[float], None] | None = None,
     ) -> None:
         """Build the client and its ``httpx.Client``.
 
@@ -164,23 +235,26 @@ class CloseClient:
                 and ``clock``.
             max_rps: Hard cap on requests per second for the throttle built here.
             max_attempts: Attempts per request, the first included.
+            max_retry_seconds: No retry starts later than this after a request's first
+                attempt (a Close that is down fails the run in about this time).
             backoff_base: First exponential backoff ceiling, in seconds.
             backoff_max: Largest exponential backoff ceiling, in seconds.
             timeout: Connect / read / write / pool timeout, in seconds.
-            sleep: Sleeps between retries (and in the throttle built here).
+            sleep: Sleeps between retries (and in the throttle built here); by default the
+                breaker's wait, which ends early when the breaker opens.
             clock: Monotonic clock for the throttle built here.
             stats: Counters to add to; by default a fresh ``RequestStats``.
             rng: Random source for backoff jitter.
+            breaker: Shared by every request of this key (see ``Breaker``).
+            on_round_trip: Called with the seconds of each HTTP round trip (the worker
+                pool's concurrency gate learns from it).
 
         Raises:
             ValueError: The key is empty, ``max_attempts`` < 1, or both ``throttle`` and
                 ``max_rps`` are given.
         """
         if not api_key:
-            raise CloseConfigError(
-                "No Close API key: set the SOURCES__CLOSE__API_KEY environment variable or "
-                "api_key under [sources.close] in .dlt/secrets.toml"
-            )
+            raise CloseConfigError(MISSING_KEY_MESSAGE)
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         if throttle is not None and max_rps is not None:
@@ -188,16 +262,16 @@ class CloseClient:
         token = base64.b64encode(f"{api_key}:".encode()).decode()
         self._secrets = (api_key, token)
         self.base_url = base_url.rstrip("/")
-        self.throttle = throttle or Throttle(max_rps=max_rps, clock=clock, sleep=sleep)
+        self.breaker = breaker or Breaker()
+        self._sleep = partial(self.breaker.wait, sleep=sleep)
+        self.throttle = throttle or Throttle(max_rps=max_rps, clock=clock, sleep=self._sleep)
         self.stats = stats if stats is not None else RequestStats()
         self.max_attempts = max_attempts
+        self.max_retry_seconds = max_retry_seconds
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self._sleep = sleep
         self._rng = rng or random.Random()
-        self._local = threading.local()
-        self.gate = ConcurrencyGate()
-        """Bounds the report calls of this key running at once (see ``ConcurrencyGate``)."""
+        self._on_round_trip = on_round_trip
         self._http = httpx.Client(
             auth=httpx.BasicAuth(api_key, ""),
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
@@ -265,6 +339,12 @@ class CloseClient:
         """
         return self._request("POST", path, json_body=json_body, tz_offset=tz_offset)
 
+    def send(self, request: Request) -> Any:
+        """Sends a ``Request`` built by a report and returns the parsed JSON."""
+        if request.method == "POST":
+            return self.post(request.path, request.body, tz_offset=request.tz_offset)
+        return self.get(request.path, request.params, tz_offset=request.tz_offset)
+
     def paginate(
         self,
         path: str,
@@ -298,10 +378,6 @@ class CloseClient:
 
     # ------------------------------------------------------------ internals
 
-    def thread_requests(self) -> int:
-        """HTTP attempts this thread has sent with this client so far."""
-        return int(getattr(self._local, "requests", 0))
-
     def _split_path(self, path: str) -> tuple[str, str]:
         """The full URL and the clean path (leading and trailing slash, no query)."""
         clean, separator, query = path.partition("?")
@@ -325,13 +401,14 @@ class CloseClient:
         headers = {TZ_OFFSET_HEADER: format_tz_offset(tz_offset)} if tz_offset is not None else {}
         retrying = Retrying(
             retry=retry_if_exception_type((_RetryableResponse, httpx.TransportError)),
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_retry_seconds),
             wait=self._wait,
             sleep=self._sleep,
             before_sleep=partial(self._before_sleep, endpoint),
             retry_error_callback=partial(self._give_up, endpoint),
         )
         try:
+            self.breaker.check(endpoint)
             return retrying(self._attempt, method, url, endpoint, params, json_body, headers)
         except Exception:
             self.stats.increment("failed")
@@ -346,9 +423,10 @@ class CloseClient:
         json_body: Any,
         headers: dict[str, str],
     ) -> Any:
+        self.breaker.check(endpoint)
         ticket = self.throttle.acquire()
+        self.breaker.check(endpoint)
         self.stats.increment("requests")
-        self._local.requests = self.thread_requests() + 1
         response: httpx.Response | None = None
         started = time.perf_counter()
         try:
@@ -363,7 +441,8 @@ class CloseClient:
             self.stats.increment("transport_errors")
             raise
         finally:
-            self.gate.observe_round_trip(time.perf_counter() - started)
+            if self._on_round_trip is not None:
+                self._on_round_trip(time.perf_counter() - started)
             self.throttle.observe(response.headers if response is not None else None, ticket)
         return self._handle(response, endpoint)
 
@@ -457,7 +536,10 @@ class CloseClient:
         error = outcome.exception() if outcome is not None else None
         status, description = self._describe(error)
         body = error.body if isinstance(error, _RetryableResponse) else None
+        if isinstance(error, CloseUnavailableError):
+            raise error
         failure = retry_error(endpoint, status, retry_state.attempt_number, description, body)
+        self.breaker.trip(failure)
         cause = error if isinstance(error, httpx.TransportError) else None
         if cause is not None and not self._is_clean(cause):
             cause = None

@@ -68,8 +68,18 @@ class CloseAuthError(CloseAPIError):
     """Close refused the API key (HTTP 401) or the operation for this key (HTTP 403)."""
 
 
+class CloseForbiddenError(CloseAuthError):
+    """Close refused this endpoint for the key (HTTP 403): a report not on the org's plan, or
+    a user without permission. Unlike a refused key (401) it concerns one report only."""
+
+
 class CloseNotFoundError(CloseAPIError):
     """The endpoint or object does not exist (HTTP 404)."""
+
+
+class CloseUnavailableError(CloseAPIError):
+    """Not sent: an earlier request of this key already exhausted its retries (Close down or
+    unreachable), or the run was interrupted. Carries the original failure in ``cause``."""
 
 
 class CloseRetryError(CloseAPIError):
@@ -179,7 +189,8 @@ def error_for_response(endpoint: str, status: int, body: Any) -> CloseAPIError:
         body: The response body, parsed JSON or text, already redacted.
 
     Returns:
-        ``CloseValidationError`` for 400, ``CloseAuthError`` for 401/403,
+        ``CloseValidationError`` for 400, ``CloseAuthError`` for 401, ``CloseForbiddenError``
+        for 403,
         ``CloseNotFoundError`` for 404, else ``CloseAPIError``.
     """
     errors, field_errors = parse_error_body(body)
@@ -195,12 +206,17 @@ def error_for_response(endpoint: str, status: int, body: Any) -> CloseAPIError:
         message = f"Close rejected {endpoint} as invalid (HTTP 400): {details}"
         return CloseValidationError(message, **kwargs)
     if status in (401, 403):
-        hint = "" if status == 401 else " (the key's user may lack permission for this)"
+        hint = (
+            ""
+            if status == 401
+            else " (the report may not be on your Close plan, or the key's user lacks "
+            "permission for it)"
+        )
         message = (
             f"Close refused the API key for {endpoint} (HTTP {status}: {details}){hint}. "
             f"{AUTH_HELP}."
         )
-        return CloseAuthError(message, **kwargs)
+        return (CloseAuthError if status == 401 else CloseForbiddenError)(message, **kwargs)
     if status == 404:
         message = (
             f"Close has no {endpoint} (HTTP 404: {details}); check SOURCES__CLOSE__BASE_URL "

@@ -1,71 +1,84 @@
-"""Incremental state of the report resources: which days a run reads, and what it records.
+"""Incremental state: the last complete day loaded, per table, org and segment.
 
-State lives in dlt's source state as ``last_day[<report>][<org_id>] = "YYYY-MM-DD"``, the last
-complete local day loaded. dlt writes state in the same load package as the rows, so a run
-that fails leaves it as it was. A bounded backfill (``end_date`` set) neither reads nor moves
-it.
+State lives in each table's dlt *resource* state,
+``resources.<table>.last_day[<org_id>][<key>] = "YYYY-MM-DD"`` (``key``: the segment, and for
+Explorer the query, ``"<segment>/<query>"``). dlt writes it in the load package with the rows,
+so a failed run leaves it as it was, and ``dlt pipeline close drop <table>`` resets exactly
+that table's report. A bounded backfill (``end_date`` set) neither reads nor moves it.
+
+Earlier versions kept one *source* state entry per report (``last_day[<report>][<org_id>]``);
+``migrate_legacy`` moves it on the first run, so an existing pipeline neither reloads nor
+skips days.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
 from datetime import date, timedelta
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional
 
 import dlt
 
-from .windows import Window, parse_day, plan_range
+from .windows import Window, parse_day
 
 STATE_KEY = "last_day"
+_LOCK = threading.Lock()
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    """What every report resource of one run needs to plan its windows."""
-
-    timezone: str
-    today: date
-    start_date: Optional[date]
-    end_date: Optional[date]
-    lookback_days: int
-    initial_days: int
-    workers: int
-    metrics_chunk_size: int
-
-    @property
-    def is_backfill(self) -> bool:
-        """A bounded ``start_date``/``end_date`` run: state is not used."""
-        return self.end_date is not None
+def unit_key(segment: str, query: Optional[str] = None) -> str:
+    """The state key of a report unit within its org."""
+    return segment if query is None else f"{segment}/{query}"
 
 
-def _report_state(report: str) -> Dict[str, Any]:
-    state = dlt.current.source_state().setdefault(STATE_KEY, {})
-    return state.setdefault(report, {})  # type: ignore[no-any-return]
+def _table_state(table: str) -> Dict[str, Any]:
+    state = dlt.current.resource_state(table)
+    return state.setdefault(STATE_KEY, {})  # type: ignore[no-any-return]
 
 
-def last_loaded_day(report: str, org_id: str) -> Optional[date]:
-    """The last complete day of ``report`` loaded for ``org_id``, or None."""
-    value = _report_state(report).get(org_id)
-    return parse_day(value, f"state {STATE_KEY}.{report}.{org_id}") if value else None
+def last_loaded_day(table: str, org_id: str, key: str) -> Optional[date]:
+    """The last complete day of ``table`` loaded for ``org_id`` and ``key``, or None."""
+    value = _table_state(table).get(org_id, {}).get(key)
+    return parse_day(value, f"state of {table}: {STATE_KEY}.{org_id}.{key}") if value else None
 
 
-def plan(report: str, org_id: str, run: RunSettings) -> Optional[Window]:
-    """The range of days this run reads for ``report`` and ``org_id`` (None: nothing to do)."""
-    return plan_range(
-        today=run.today,
-        last_loaded_day=None if run.is_backfill else last_loaded_day(report, org_id),
-        start_date=run.start_date,
-        end_date=run.end_date,
-        lookback_days=run.lookback_days,
-        initial_days=run.initial_days,
-    )
+def cursor(tables: Iterable[str], org_id: str, key: str) -> Optional[date]:
+    """The last day every one of ``tables`` holds (None when one of them has none)."""
+    days = [last_loaded_day(table, org_id, key) for table in tables]
+    if not days or any(day is None for day in days):
+        return None
+    return min(day for day in days if day is not None)
 
 
-def record(report: str, org_id: str, window: Window, run: RunSettings) -> None:
-    """Records ``window`` as loaded; a backfill leaves state untouched."""
-    if run.is_backfill:
-        return
-    last = window.end - timedelta(days=1)
-    previous = last_loaded_day(report, org_id)
-    if previous is None or last > previous:
-        _report_state(report)[org_id] = last.isoformat()
+def record(tables: Iterable[str], org_id: str, key: str, span: Window) -> None:
+    """Records ``span`` as loaded for ``tables``; state never moves backwards."""
+    last = span.end - timedelta(days=1)
+    with _LOCK:
+        for table in tables:
+            by_key = _table_state(table).setdefault(org_id, {})
+            previous = by_key.get(key)
+            if previous is None or last > date.fromisoformat(previous):
+                by_key[key] = last.isoformat()
+
+
+def migrate_legacy(tables: Iterable[str], legacy: Mapping[str, str]) -> None:
+    """Moves source-state cursors of an earlier version into ``tables``' resource state.
+
+    Args:
+        tables: Every table the legacy entries covered (all of them get the cursor).
+        legacy: Legacy report name -> the unit key its cursor becomes.
+    """
+    source = dlt.current.source_state()
+    with _LOCK:
+        old = source.get(STATE_KEY)
+        if not isinstance(old, dict):
+            return
+        for name, key in legacy.items():
+            by_org = old.pop(name, None)
+            if not isinstance(by_org, dict):
+                continue
+            for table in tables:
+                state = _table_state(table)
+                for org_id, day in by_org.items():
+                    state.setdefault(org_id, {}).setdefault(key, day)
+        if not old:
+            del source[STATE_KEY]

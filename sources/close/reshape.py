@@ -11,16 +11,20 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
-from dlt.common.normalizers.utils import generate_dlt_ids
-from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID, TDataType
 
-from .settings import ALL_KEY, CREATED_KEY, TABLES, metric_data_type
+from .settings import (
+    ALL_KEY,
+    ALL_SEGMENT,
+    CREATED_KEY,
+    EMPTY_KEY,
+    EMPTY_WINDOW_COLUMN,
+    GRAIN_DAY,
+    TABLES,
+    metric_data_type,
+)
 from .windows import Window
 
 Row = Dict[str, Any]
@@ -60,9 +64,10 @@ def flatten(item: Mapping[str, Any], prefix: str = "") -> Row:
     return row
 
 
-def _window_columns(org_id: str, window: Window, timezone: str) -> Row:
+def _window_columns(org_id: str, window: Window, timezone: str, segment: str) -> Row:
     return {
         "org_id": org_id,
+        "segment": segment,
         "window_start": window.start,
         "window_end": window.end,
         "timezone": timezone,
@@ -78,6 +83,38 @@ def _require_list(response: Any, key: str, endpoint: str) -> List[Any]:
     if not isinstance(value, list):
         raise UnexpectedResponseError(f"{endpoint}: `{key}` should be a list, got {value!r:.80}")
     return value
+
+
+def _marker(table: str, known: Row) -> Row:
+    """A row of ``table`` with ``EMPTY_WINDOW_COLUMN`` true: the ``known`` columns, and a
+    sentinel in every other key column (dlt requires keys)."""
+    spec = TABLES[table]
+    row: Row = {EMPTY_WINDOW_COLUMN: True}
+    for column in spec.primary_key:
+        data_type = spec.columns[column]
+        row[column] = EMPTY_KEY if data_type == "text" else -1 if data_type == "bigint" else None
+    row.update({k: v for k, v in known.items() if k in spec.columns})
+    return row
+
+
+def empty_window_row(
+    table: str, context: Mapping[str, Any], grain: str = GRAIN_DAY, query: Any = None
+) -> Row:
+    """The marker of a re-read report window that came back empty: it deletes the window's
+    earlier rows (its merge key) and is not inserted itself."""
+    window: Window = context["window"]
+    known = {
+        **_window_columns(context["org_id"], window, context["timezone"], context["segment"]),
+        "grain": grain,
+        "date": window.start,
+        "report_name": (query or {}).get("name"),
+    }
+    return _marker(table, known)
+
+
+def empty_listing_row(table: str, org_id: str) -> Row:
+    """The marker of a dimension listing that came back empty for ``org_id``."""
+    return _marker(table, {"org_id": org_id})
 
 
 # ---------------------------------------------------------------- activity
@@ -104,7 +141,12 @@ def _metric_columns(item: Mapping[str, Any], skip: Sequence[str]) -> Row:
 
 
 def activity_overview_rows(
-    response: Mapping[str, Any], *, org_id: str, window: Window, timezone: str
+    response: Mapping[str, Any],
+    *,
+    org_id: str,
+    window: Window,
+    timezone: str,
+    segment: str = ALL_SEGMENT,
 ) -> List[Row]:
     """Rows of ``activity_overview``: one per daily bucket of an overview report.
 
@@ -124,7 +166,7 @@ def activity_overview_rows(
         day = datetime.fromisoformat(stamp.replace("Z", "+00:00")).date()
         rows.append(
             {
-                **_window_columns(org_id, Window(day, day + timedelta(days=1)), timezone),
+                **_window_columns(org_id, Window(day, day + timedelta(days=1)), timezone, segment),
                 "date": day,
                 "datetime": stamp,
                 **_metric_columns(bucket, ("datetime",)),
@@ -142,7 +184,12 @@ def activity_overview_rows(
 
 
 def activity_comparison_rows(
-    response: Mapping[str, Any], *, org_id: str, window: Window, timezone: str
+    response: Mapping[str, Any],
+    *,
+    org_id: str,
+    window: Window,
+    timezone: str,
+    segment: str = ALL_SEGMENT,
 ) -> List[Row]:
     """Rows of ``activity_by_user``: one per user of a one-day comparison report."""
     endpoint = "POST /report/activity/ (comparison)"
@@ -157,7 +204,7 @@ def activity_comparison_rows(
         display = lookup.get(user_id, {})
         rows.append(
             {
-                **_window_columns(org_id, window, timezone),
+                **_window_columns(org_id, window, timezone, segment),
                 "date": window.start,
                 "user_id": user_id,
                 "user_name": display.get("display") if isinstance(display, Mapping) else None,
@@ -165,6 +212,34 @@ def activity_comparison_rows(
             }
         )
     return rows
+
+
+def sum_rows(parts: Sequence[List[Row]], key: Sequence[str], counts: Sequence[str]) -> List[Row]:
+    """Rows of several answers for the same window (one request per user of a segment)
+    added up per ``key``: the ``counts`` are summed; drill-down columns (``_queries*``,
+    ``_*page_url*``, ``_query``) are dropped, as no single search in Close matches the sum.
+    Callers recompute their ratios from the sums."""
+    if len(parts) == 1:
+        return parts[0]
+    totals: Dict[Tuple[Any, ...], Row] = {}
+    for rows in parts:
+        for row in rows:
+            ident = tuple(row.get(k) for k in key)
+            if ident not in totals:
+                totals[ident] = {c: v for c, v in row.items() if not c.startswith("_")}
+                continue
+            total = totals[ident]
+            for column in counts:
+                if row.get(column) is not None:
+                    total[column] = (total.get(column) or 0) + row[column]
+    return list(totals.values())
+
+
+def ratio(part: Any, whole: Any, scale: float = 1.0) -> Optional[float]:
+    """``part / whole * scale``, or None when ``whole`` is 0 or missing."""
+    if not whole or part is None:
+        return None
+    return float(part) / float(whole) * scale
 
 
 def merge_rows(parts: Iterable[List[Row]], key: Sequence[str]) -> List[Row]:
@@ -180,7 +255,12 @@ def merge_rows(parts: Iterable[List[Row]], key: Sequence[str]) -> List[Row]:
 
 
 def sent_email_rows(
-    response: Mapping[str, Any], *, org_id: str, window: Window, timezone: str
+    response: Mapping[str, Any],
+    *,
+    org_id: str,
+    window: Window,
+    timezone: str,
+    segment: str = ALL_SEGMENT,
 ) -> List[Row]:
     """Rows of ``sent_emails_by_template``; the "All Emails" row gets ``template_key = '_all'``."""
     rows = []
@@ -188,7 +268,7 @@ def sent_email_rows(
         rows.append(
             {
                 **flatten(item),
-                **_window_columns(org_id, window, timezone),
+                **_window_columns(org_id, window, timezone, segment),
                 "template_key": item.get("template_id") or ALL_KEY,
             }
         )
@@ -199,7 +279,13 @@ def sent_email_rows(
 
 
 def status_report_rows(
-    response: Mapping[str, Any], *, org_id: str, grain: str, window: Window, timezone: str
+    response: Mapping[str, Any],
+    *,
+    org_id: str,
+    grain: str,
+    window: Window,
+    timezone: str,
+    segment: str = ALL_SEGMENT,
 ) -> Tuple[List[Row], List[Row]]:
     """``(overview rows, transition rows)`` of a lead or opportunity status report.
 
@@ -208,7 +294,7 @@ def status_report_rows(
     created in the window) gets ``from_status_key = '_created'``.
     """
     endpoint = "GET /report/statuses/"
-    context = {**_window_columns(org_id, window, timezone), "grain": grain}
+    context = {**_window_columns(org_id, window, timezone, segment), "grain": grain}
     overview = [
         {**flatten(item), **context}
         for item in _require_list(response, "status_overview", endpoint)
@@ -234,10 +320,10 @@ def status_report_rows(
 
 
 def _funnel_context(
-    org_id: str, pipeline_id: str, cohort_type: str, window: Window, timezone: str
+    org_id: str, pipeline_id: str, cohort_type: str, window: Window, timezone: str, segment: str
 ) -> Row:
     return {
-        **_window_columns(org_id, window, timezone),
+        **_window_columns(org_id, window, timezone, segment),
         "pipeline_id": pipeline_id,
         "cohort_type": cohort_type,
     }
@@ -251,9 +337,10 @@ def funnel_totals_rows(
     cohort_type: str,
     window: Window,
     timezone: str,
+    segment: str = ALL_SEGMENT,
 ) -> List[Row]:
     """Rows of ``funnel_totals``: ``aggregations`` as ``user_id = '_all'``, then per user."""
-    context = _funnel_context(org_id, pipeline_id, cohort_type, window, timezone)
+    context = _funnel_context(org_id, pipeline_id, cohort_type, window, timezone, segment)
     rows = []
     aggregations = response.get("aggregations")
     if isinstance(aggregations, Mapping):
@@ -289,12 +376,13 @@ def funnel_stages_rows(
     cohort_type: str,
     window: Window,
     timezone: str,
+    segment: str = ALL_SEGMENT,
 ) -> List[Row]:
     """Rows of ``funnel_stages``: nested stages flattened with ``stage_index`` (0 = first).
 
     The aggregated stages get ``user_id = '_all'``; each ``data[i].stages`` its user.
     """
-    context = _funnel_context(org_id, pipeline_id, cohort_type, window, timezone)
+    context = _funnel_context(org_id, pipeline_id, cohort_type, window, timezone, segment)
     aggregations = response.get("aggregations") or {}
     rows = _stage_rows(aggregations.get("stages") or [], {**context, "user_id": ALL_KEY})
     for item in _require_list(response, "data", "POST /report/funnel/opportunity/stages/"):
@@ -315,6 +403,7 @@ def custom_report_rows(
     report: Mapping[str, Any],
     window: Window,
     timezone: str,
+    segment: str = ALL_SEGMENT,
 ) -> List[Row]:
     """Rows of ``custom_reports``: one per series point of an Explorer report.
 
@@ -323,7 +412,7 @@ def custom_report_rows(
     Anything else is kept whole in one row's ``raw`` column instead of failing.
     """
     context = {
-        **_window_columns(org_id, window, timezone),
+        **_window_columns(org_id, window, timezone, segment),
         "report_name": report["name"],
         "x_field": report.get("x"),
         "y_field": report.get("y"),
@@ -342,10 +431,8 @@ def _series_rows(response: Any, context: Row) -> List[Row]:
     if not isinstance(series_list, list):
         raise TypeError("series is not a list")
     rows = []
-    for series in series_list:
-        key = series.get("key")
+    for series, series_key in zip(series_list, series_ids(series_list), strict=True):
         label = series.get("label")
-        series_key = str(key if key is not None else label if label is not None else ALL_KEY)
         for point in series["data"]:
             y = point["y"]
             rows.append(
@@ -358,6 +445,27 @@ def _series_rows(response: Any, context: Row) -> List[Row]:
                 }
             )
     return rows
+
+
+def series_ids(series_list: Sequence[Any]) -> List[str]:
+    """A stable ``series`` key per series: Close's ``key``, else its ``label``; the first
+    series with neither is ``_all`` (the series of an ungrouped query), any later one
+    ``_series_<position>``, so that series never collapse into one key (and rows into one)."""
+    ids: List[str] = []
+    for position, series in enumerate(series_list):
+        key, label = series.get("key"), series.get("label")
+        if key is not None:
+            ids.append(str(key))
+        elif label is not None:
+            ids.append(str(label))
+        else:
+            ids.append(ALL_KEY if ALL_KEY not in ids else f"_series_{position}")
+    return ids
+
+
+def is_raw(rows: Sequence[Row]) -> bool:
+    """Whether ``custom_report_rows`` kept an answer it could not read whole in ``raw``."""
+    return len(rows) == 1 and rows[0].get("series") == RAW_KEY
 
 
 def custom_field_rows(response: Any, org_id: str) -> List[Row]:
@@ -415,201 +523,3 @@ def opportunity_status_rows(
 def active_user_ids(organization: Mapping[str, Any]) -> set[str]:
     """User ids of the active memberships of ``GET /organization/{id}/``."""
     return {m["user_id"] for m in organization.get("memberships") or [] if m.get("user_id")}
-
-
-# ---------------------------------------------------------------- Arrow batches
-
-ARROW_TYPES: Dict[str, pa.DataType] = {
-    "text": pa.string(),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "bool": pa.bool_(),
-    "date": pa.date32(),
-}
-"""Arrow type of each warehouse type the report tables use (``json`` and ``timestamp``
-columns are left to dlt's dict path)."""
-
-_DLT_FIELDS = (
-    pa.field(C_DLT_LOAD_ID, pa.string(), nullable=False),
-    pa.field(C_DLT_ID, pa.string(), nullable=False),
-)
-
-
-def arrow_schema(table: str, metric_keys: Sequence[str] = ()) -> pa.Schema:
-    """The Arrow schema of a report table: its ``settings.TABLES`` columns whose type has an
-    Arrow equivalent, then one column per metric key (typed by ``metric_data_type``).
-
-    Primary-key columns are non-nullable, as dlt makes them.
-    """
-    columns, primary_key, _ = TABLES[table]
-    types: Dict[str, TDataType] = dict(columns)
-    for key in metric_keys:
-        types.setdefault(metric_column_name(key), metric_data_type(key))
-    return pa.schema(
-        [
-            pa.field(name, ARROW_TYPES[data_type], nullable=name not in primary_key)
-            for name, data_type in types.items()
-            if data_type in ARROW_TYPES
-        ]
-    )
-
-
-class Constant:
-    """A column whose value is the same in every row (window, org, timezone ...)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-def columns_to_arrow(
-    columns: Mapping[str, Any], count: int, schema: pa.Schema
-) -> Optional[pa.Table]:
-    """Columns (name -> list of ``count`` values, or a ``Constant``) as an Arrow table of
-    exactly ``schema``, or None when they do not fit it.
-
-    They fit when every column is in ``schema`` and each column's values, read by pyarrow
-    without a target type, are of the column's type, all null, or integers in a double
-    column; schema columns not given are null. Anything else (a field Close added, a number
-    sent as text, a fraction in an integer column, a null in a key) returns None: the caller
-    loads those rows as dicts, so dlt adds the new column or reports the variant column
-    exactly as before. (Converting with the target type instead would be wrong: pyarrow
-    truncates 0.5 to 0 in an int64 column without a word.)
-    """
-    if count == 0 or not set(columns).issubset(schema.names):
-        return None
-    arrays: List[pa.Array] = []
-    try:
-        for field in schema:
-            values = columns.get(field.name)
-            if values is None:
-                array = pa.nulls(count, field.type)
-            elif isinstance(values, Constant):
-                one = _fit(pa.array([values.value]), field.type)
-                if one is None:
-                    return None
-                array = pa.repeat(one[0], count)
-            else:
-                array = _fit(pa.array(values), field.type)
-                if array is None:
-                    return None
-            if not field.nullable and array.null_count:
-                return None
-            arrays.append(array)
-    except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        return None
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _fit(array: pa.Array, data_type: pa.DataType) -> Optional[pa.Array]:
-    """``array`` as ``data_type`` if that loses nothing (same type, all null, or integers
-    as doubles), else None."""
-    if array.type == data_type:
-        return array
-    if pa.types.is_null(array.type):
-        return pa.nulls(len(array), data_type)
-    if pa.types.is_integer(array.type) and pa.types.is_floating(data_type):
-        return array.cast(data_type)
-    return None
-
-
-def rows_to_arrow(rows: Sequence[Row], schema: pa.Schema) -> Optional[pa.Table]:
-    """Dict rows as an Arrow table of exactly ``schema``, or None when they do not fit it
-    (see ``columns_to_arrow``; a key missing from some rows is null there, as in dlt)."""
-    if not rows:
-        return None
-    names = list(set().union(*rows))
-    return columns_to_arrow(_transpose(rows, names), len(rows), schema)
-
-
-def _transpose(rows: Sequence[Mapping[str, Any]], names: List[str]) -> Dict[str, Sequence[Any]]:
-    """Row dicts -> ``{name: values}``; a key missing from a row is None there."""
-    if not names:
-        return {}
-    try:  # every row has every key: one C call per row instead of one per value
-        values = (
-            map(itemgetter(*names), rows) if len(names) > 1 else ((row[names[0]],) for row in rows)
-        )
-        return dict(zip(names, zip(*values, strict=True), strict=True))
-    except KeyError:
-        return {name: [row.get(name) for row in rows] for name in names}
-
-
-def activity_comparison_table(
-    response: Mapping[str, Any], *, org_id: str, window: Window, timezone: str, schema: pa.Schema
-) -> Optional[pa.Table]:
-    """``activity_comparison_rows`` built straight into columns (the largest table: one row
-    per user per day, one column per metric), or None when the response is anything but the
-    plain case; the caller then takes the dict path, which reports what is odd."""
-    if window.days != 1 or not isinstance(response, Mapping):
-        return None
-    data = response.get("data")
-    lookup = response.get("lookup", {})
-    users = lookup.get("user", {}) if isinstance(lookup, Mapping) else {}
-    if not isinstance(data, list) or not data or not isinstance(users, Mapping):
-        return None
-    if not all(type(item) is dict and item.get("user_id") for item in data):
-        return None
-    keys = set().union(*data)
-    keys.discard("user_id")
-    context = {
-        "org_id": Constant(org_id),
-        "window_start": Constant(window.start),
-        "window_end": Constant(window.end),
-        "timezone": Constant(timezone),
-        "date": Constant(window.start),
-    }
-    names = [item["user_id"] for item in data]
-    if len(set(names)) != len(names):
-        return None
-    labels = []
-    for user_id in names:
-        display = users.get(user_id, {})
-        labels.append(display.get("display") if isinstance(display, Mapping) else None)
-    columns: Dict[str, Any] = {**context, "user_id": names, "user_name": labels}
-    metrics = list(keys)
-    for key, values in _transpose(data, metrics).items():
-        column = metric_column_name(key)
-        if column in columns:
-            return None
-        columns[column] = values
-    return columns_to_arrow(columns, len(data), schema)
-
-
-def unique_rows(rows: List[Row], key: Sequence[str]) -> List[Row]:
-    """``rows`` with each ``key`` value once (the last row of a repeated key, at the place of
-    its first one): tables are merged without dlt's dedup pass (``MERGE_DEDUPLICATED``)."""
-    if len(rows) < 2:
-        return rows
-    index: Dict[Tuple[Any, ...], Row] = {}
-    for row in rows:
-        index[tuple(row.get(k) for k in key)] = row
-    return rows if len(index) == len(rows) else list(index.values())
-
-
-def unique_table(table: pa.Table, key: Sequence[str]) -> pa.Table:
-    """``unique_rows`` for an Arrow table (the last row of each key value)."""
-    if table.num_rows < 2:
-        return table
-    names = list(key)
-    if table.group_by(names).aggregate([]).num_rows == table.num_rows:
-        return table
-    row = "__close_row"
-    numbered = table.append_column(row, pa.array(range(table.num_rows), pa.int64()))
-    last = numbered.group_by(names).aggregate([(row, "max")])[f"{row}_max"]
-    return table.take(pc.take(last, pc.sort_indices(last)))
-
-
-def with_dlt_columns(table: pa.Table, load_id: Optional[str]) -> pa.Table:
-    """Adds ``_dlt_load_id`` and ``_dlt_id`` (random, as dlt's own normalizer makes them for
-    root tables written with ``merge``/``replace``), so Arrow batches land with exactly the
-    columns dict rows get, and dbt's ``loaded_at`` keeps working.
-
-    Without a load id (the resource read outside a pipeline) the table is returned as is.
-    """
-    if load_id is None:
-        return table
-    count = table.num_rows
-    table = table.append_column(_DLT_FIELDS[0], pa.repeat(load_id, count).cast(pa.string()))
-    return table.append_column(_DLT_FIELDS[1], pa.array(generate_dlt_ids(count), pa.string()))

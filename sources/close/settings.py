@@ -8,7 +8,7 @@ they survive normalization unchanged; Close's own field names are kept (even ``l
 underscore (``_queries_started``).
 """
 
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, NamedTuple, Tuple, Union
 
 from dlt.common.schema.typing import (
     TColumnSchema,
@@ -20,8 +20,14 @@ from dlt.common.schema.typing import (
 DEFAULT_BASE_URL = "https://api.close.com/api/v1"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_LOOKBACK_DAYS = 3
+"""Days re-read by every incremental run of a report without a refresh window of its own."""
 DEFAULT_INITIAL_DAYS = 90
 """Without ``start_date`` and without state, the first run loads this many days."""
+MAX_REREAD_DAYS = 400
+"""Largest lookback / refresh window accepted: beyond it a setting is a mistake, not a plan."""
+AS_OF_NOW_REFRESH_DAYS = 28
+"""Default refresh window of reports whose numbers are counted as of now (replies, opens):
+see ``reports.py`` and docs/decisions.md, "Refresh windows"."""
 
 PIPELINE_NAME = "close"
 DATASET_NAME = "close_raw"
@@ -67,22 +73,22 @@ ARROW_BATCH_BYTES = 4_000_000
 
 EXAMPLE_CUSTOM_REPORTS: Tuple[Dict[str, str], ...] = (
     {
-        "name": "leads_created_per_day",
-        "x": "lead.date_created",
-        "y": "lead.count",
-        "interval": "day",
+        "name": "opportunity_value_created_per_month",
+        "x": "opportunity.date_created",
+        "y": "opportunity.value",
+        "interval": "month",
+        "transform_y": "sum",
     },
     {
-        "name": "call_minutes_per_user_per_week",
-        "x": "call.date_created",
-        "y": "call.duration",
+        "name": "opportunity_value_created_per_week",
+        "x": "opportunity.date_created",
+        "y": "opportunity.value",
         "interval": "week",
-        "transform_y": "sum",
-        "group_by": "user",
+        "transform_y": "avg",
     },
 )
 """The Explorer queries of the committed ``.dlt/config.toml`` (the demo and the benches use them
-when the working directory has no config)."""
+when the working directory has no config); only fields Close's documentation uses."""
 
 FUNNEL_COHORT_TYPES = ("created-cohort", "active-stage-cohort")
 
@@ -95,11 +101,20 @@ CREATED_KEY = "_created"
 GRAIN_DAY = "day"
 GRAIN_MONTH = "month"
 
+ALL_SEGMENT = ALL_KEY
+"""``segment`` of the unfiltered rows; configured segments use their ``name``."""
+EMPTY_KEY = "_empty"
+"""Key value of a window marker row (see ``EMPTY_WINDOW_COLUMN``)."""
+EMPTY_WINDOW_COLUMN = "_empty_window"
+"""dlt ``hard_delete`` column: a row with it true marks a re-read window that came back
+empty. It deletes the window's earlier rows (its merge key) and is never inserted itself."""
+
 # ---------------------------------------------------------------- raw-table column contract
 STATUS_COUNTERS = ("started", "ended", "gained", "lost", "entered", "left")
 
 WINDOW_COLUMNS: Dict[str, TDataType] = {
     "org_id": "text",
+    "segment": "text",
     "window_start": "date",
     "window_end": "date",
     "timezone": "text",
@@ -306,61 +321,104 @@ _SAVED_SEARCHES: Dict[str, TDataType] = {
     "date_updated": "timestamp",
 }
 
-# name -> (columns, primary key, write disposition)
-TABLES: Dict[str, Tuple[Dict[str, TDataType], List[str], TWriteDisposition]] = {
-    "activity_metrics": (_ACTIVITY_METRICS, ["org_id", "key"], "replace"),
-    "activity_overview": (_ACTIVITY_OVERVIEW, ["org_id", "date"], "merge"),
-    "activity_by_user": (_ACTIVITY_BY_USER, ["org_id", "date", "user_id"], "merge"),
-    "sent_emails_by_template": (
+
+class Table(NamedTuple):
+    """A raw table: typed columns, primary key, write disposition."""
+
+    columns: Dict[str, TDataType]
+    primary_key: List[str]
+    disposition: TWriteDisposition
+
+
+TABLES: Dict[str, Table] = {
+    "activity_metrics": Table(_ACTIVITY_METRICS, ["org_id", "key"], "merge"),
+    "activity_overview": Table(_ACTIVITY_OVERVIEW, ["org_id", "segment", "date"], "merge"),
+    "activity_by_user": Table(_ACTIVITY_BY_USER, ["org_id", "segment", "date", "user_id"], "merge"),
+    "sent_emails_by_template": Table(
         _SENT_EMAILS,
-        ["org_id", "window_start", "template_key"],
+        ["org_id", "segment", "window_start", "template_key"],
         "merge",
     ),
-    "lead_status_overview": (
+    "lead_status_overview": Table(
         _STATUS_OVERVIEW,
-        ["org_id", "grain", "window_start", "status_id"],
+        ["org_id", "segment", "grain", "window_start", "status_id"],
         "merge",
     ),
-    "lead_status_transitions": (
+    "lead_status_transitions": Table(
         _STATUS_TRANSITIONS,
-        ["org_id", "grain", "window_start", "kind", "from_status_key", "to_status_id"],
+        ["org_id", "segment", "grain", "window_start", "kind", "from_status_key", "to_status_id"],
         "merge",
     ),
-    "opportunity_status_overview": (
+    "opportunity_status_overview": Table(
         _OPPORTUNITY_STATUS_OVERVIEW,
-        ["org_id", "grain", "window_start", "status_id"],
+        ["org_id", "segment", "grain", "window_start", "status_id"],
         "merge",
     ),
-    "opportunity_status_transitions": (
+    "opportunity_status_transitions": Table(
         _OPPORTUNITY_STATUS_TRANSITIONS,
-        ["org_id", "grain", "window_start", "kind", "from_status_key", "to_status_id"],
+        ["org_id", "segment", "grain", "window_start", "kind", "from_status_key", "to_status_id"],
         "merge",
     ),
-    "funnel_totals": (
+    "funnel_totals": Table(
         _FUNNEL_TOTALS,
-        ["org_id", "window_start", "pipeline_id", "cohort_type", "user_id"],
+        ["org_id", "segment", "window_start", "pipeline_id", "cohort_type", "user_id"],
         "merge",
     ),
-    "funnel_stages": (
+    "funnel_stages": Table(
         _FUNNEL_STAGES,
-        ["org_id", "window_start", "pipeline_id", "cohort_type", "user_id", "status_id"],
+        ["org_id", "segment", "window_start", "pipeline_id", "cohort_type", "user_id", "status_id"],
         "merge",
     ),
-    "custom_report_fields": (_CUSTOM_REPORT_FIELDS, ["org_id", "name"], "replace"),
-    "custom_reports": (
+    "custom_report_fields": Table(_CUSTOM_REPORT_FIELDS, ["org_id", "name"], "merge"),
+    "custom_reports": Table(
         _CUSTOM_REPORTS,
-        ["org_id", "report_name", "window_start", "series", "x"],
+        ["org_id", "segment", "report_name", "window_start", "series", "x"],
         "merge",
     ),
-    "users": (_USERS, ["org_id", "id"], "replace"),
-    "lead_statuses": (_LEAD_STATUSES, ["org_id", "id"], "replace"),
-    "opportunity_statuses": (_OPPORTUNITY_STATUSES, ["org_id", "id"], "replace"),
-    "pipelines": (_PIPELINES, ["org_id", "id"], "replace"),
-    "groups": (_GROUPS, ["org_id", "id"], "replace"),
-    "saved_searches": (_SAVED_SEARCHES, ["org_id", "id"], "replace"),
+    "users": Table(_USERS, ["org_id", "id"], "merge"),
+    "lead_statuses": Table(_LEAD_STATUSES, ["org_id", "id"], "merge"),
+    "opportunity_statuses": Table(_OPPORTUNITY_STATUSES, ["org_id", "id"], "merge"),
+    "pipelines": Table(_PIPELINES, ["org_id", "id"], "merge"),
+    "groups": Table(_GROUPS, ["org_id", "id"], "merge"),
+    "saved_searches": Table(_SAVED_SEARCHES, ["org_id", "id"], "merge"),
 }
 
+PARTITIONS: Dict[str, List[str]] = {
+    "activity_overview": ["org_id", "segment", "window_start"],
+    "activity_by_user": ["org_id", "segment", "window_start"],
+    "sent_emails_by_template": ["org_id", "segment", "window_start"],
+    "lead_status_overview": ["org_id", "segment", "grain", "window_start"],
+    "lead_status_transitions": ["org_id", "segment", "grain", "window_start"],
+    "opportunity_status_overview": ["org_id", "segment", "grain", "window_start"],
+    "opportunity_status_transitions": ["org_id", "segment", "grain", "window_start"],
+    "funnel_totals": ["org_id", "segment", "window_start"],
+    "funnel_stages": ["org_id", "segment", "window_start"],
+    "custom_reports": ["org_id", "segment", "report_name", "window_start"],
+    **{
+        table: ["org_id"]
+        for table in (
+            "activity_metrics",
+            "custom_report_fields",
+            "users",
+            "lead_statuses",
+            "opportunity_statuses",
+            "pipelines",
+            "groups",
+            "saved_searches",
+        )
+    },
+}
+"""dlt ``merge_key`` of each report table: the window a report answer is a snapshot of.
+Re-reading a window deletes every earlier row of it before the new ones are inserted, so a
+row that vanished from Close's answer vanishes here too (a month-to-date transition pair
+that no longer occurs, a template no longer used that day)."""
+
 RESOURCE_NAMES: Tuple[str, ...] = tuple(TABLES)
+REPORT_TABLES: Tuple[str, ...] = tuple(
+    t for t, spec in TABLES.items() if "window_start" in spec.columns
+)
+"""Tables read in windows (with ``segment``, state and refresh windows); the others are
+dimensions, read whole on every run."""
 
 
 def metric_data_type(metric_key: str) -> TDataType:
@@ -383,7 +441,7 @@ MERGE_DEDUPLICATED: TDeleteInsertStrategyDict = {
 """How ``merge`` tables are written: delete-insert on the primary key, without dlt's dedup
 pass over the staged rows (a ``ROW_NUMBER()`` window over every column: on a year-long
 backfill of a large org it held ~500 MB in DuckDB). The source keeps each key once per run
-itself (``fetch.Batcher``), so the pass has nothing to remove."""
+itself (``arrow.Batcher``), so the pass has nothing to remove."""
 
 
 def write_disposition(table: str) -> Union[TWriteDisposition, TDeleteInsertStrategyDict]:
@@ -393,13 +451,25 @@ def write_disposition(table: str) -> Union[TWriteDisposition, TDeleteInsertStrat
 
 
 def column_hints(table: str) -> Dict[str, TColumnSchema]:
-    """dlt column hints for a raw table: every known column typed, keys non-nullable."""
+    """dlt column hints for a raw table: every known column typed, keys non-nullable, the
+    window columns of a report table its ``merge_key``, plus its ``EMPTY_WINDOW_COLUMN``."""
     columns, primary_key, _ = TABLES[table]
+    partition = PARTITIONS.get(table, [])
     hints: Dict[str, TColumnSchema] = {}
     for name, data_type in columns.items():
         hint: TColumnSchema = {"name": name, "data_type": data_type, "nullable": True}
         if name in primary_key:
             hint["nullable"] = False
             hint["primary_key"] = True
+        if name in partition:
+            hint["nullable"] = False
+            hint["merge_key"] = True
         hints[name] = hint
+    if partition:
+        hints[EMPTY_WINDOW_COLUMN] = {
+            "name": EMPTY_WINDOW_COLUMN,
+            "data_type": "bool",
+            "nullable": True,
+            "hard_delete": True,
+        }
     return hints

@@ -1,9 +1,8 @@
-"""Pacing requests to Close's rate limit: the shared ``Throttle`` and the ``ConcurrencyGate``.
+"""Pacing requests to Close's rate limit: the ``Throttle`` shared by every thread of one key.
 
-Both are per API key and shared by every resource and worker thread of the key's client.
 The throttle spaces request starts from Close's rate-limit headers (``RateLimit: limit=…,
 remaining=…, reset=…``, older ``X-Rate-Limit-*``), an optional hard ``max_rps`` and pauses after
-a 429; the gate bounds how many calls run at once.
+a 429.
 """
 
 import email.utils
@@ -11,14 +10,13 @@ import math
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 from .errors import CloseConfigError
 
-__all__ = ["ConcurrencyGate", "RateLimitInfo", "Throttle", "parse_rate_limit", "parse_retry_after"]
+__all__ = ["RateLimitInfo", "Throttle", "parse_rate_limit", "parse_retry_after"]
 
 
 # ---------------------------------------------------------------- rate-limit headers
@@ -339,80 +337,6 @@ class Throttle:
         if self._budget is not None:
             self._budget -= 1
         return self._started
-
-
-# ---------------------------------------------------------------- concurrency gate
-
-
-class ConcurrencyGate:
-    """How many report calls of one org run at once, from Little's law.
-
-    Python computes in one thread at a time (the GIL), so calls beyond
-    ``1 + round trip / CPU per request`` cannot make a backfill faster: they only queue for
-    the GIL, where every hand-over between threads can cost milliseconds. The gate learns
-    both figures as it goes: the round trip is the shortest of the last ``window`` HTTP
-    round trips (an uncontended one: contention only lengthens them), the CPU per request is
-    an exponentially weighted average of the thread CPU time calls consume (waiting for the
-    GIL or the network uses none). Its capacity is that number plus ``spare``, between 1 and
-    ``most``; until ``warm_up`` calls have reported, all ``most`` may run.
-
-    Against Close (round trips of 100+ ms for a few ms of parsing) the capacity is ``most``
-    and only the throttle paces requests; against a fast local API (the embedded simulator,
-    a replay) it keeps a CPU-bound backfill from thrashing between dozens of threads.
-    """
-
-    def __init__(
-        self,
-        most: int = 64,
-        *,
-        spare: int = 1,
-        window: int = 64,
-        smoothing: float = 0.2,
-        warm_up: int = 8,
-    ) -> None:
-        if most < 1:
-            raise ValueError(f"most must be at least 1, got {most}")
-        self.most = most
-        self._spare = spare
-        self._smoothing = smoothing
-        self._warm_up = warm_up
-        self._condition = threading.Condition()
-        self._round_trips: deque[float] = deque(maxlen=window)
-        self._running = 0
-        self._reports = 0
-        self._cpu_per_request: float | None = None
-        self.capacity = most
-
-    def acquire(self) -> None:
-        """Block until a call may run."""
-        with self._condition:
-            while self._running >= self.capacity:
-                self._condition.wait()
-            self._running += 1
-
-    def release(self, cpu_seconds: float, requests: int) -> None:
-        """A call ended, having used ``cpu_seconds`` of thread CPU time for ``requests``."""
-        with self._condition:
-            self._running = max(0, self._running - 1)
-            if requests > 0:
-                self._learn(max(0.0, cpu_seconds) / requests)
-            self._condition.notify(max(1, self.capacity - self._running))
-
-    def observe_round_trip(self, seconds: float) -> None:
-        """One HTTP round trip took ``seconds`` (wall time, throttle waits excluded)."""
-        with self._condition:
-            self._round_trips.append(max(0.0, seconds))
-
-    def _learn(self, cpu: float) -> None:
-        if self._cpu_per_request is None:
-            self._cpu_per_request = cpu
-        else:
-            self._cpu_per_request += self._smoothing * (cpu - self._cpu_per_request)
-        self._reports += 1
-        if self._reports < self._warm_up or not self._round_trips:
-            return
-        needed = 1.0 + min(self._round_trips) / max(self._cpu_per_request, 1e-6)
-        self.capacity = max(1, min(self.most, math.ceil(needed) + self._spare))
 
 
 def positive_wait(value: float | None) -> float | None:

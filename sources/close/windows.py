@@ -1,27 +1,30 @@
-"""Day windows in the configured timezone: planning, splitting and the request bounds.
+"""Calendar math in the report timezone: windows of whole local days and their request bounds.
 
 Every report is read in half-open windows ``[start, end)`` of whole local days. A run never
-includes today (a partial day). Incremental state keeps the last complete day loaded per
-resource and org; each run re-reads ``lookback_days`` before it.
+includes today (a partial day). pendulum (dlt's own date library) does the calendar and
+timezone arithmetic: local midnights, UTC offsets across DST, months, weeks, quarters.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
-from typing import Iterator, List, Optional
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Callable, List, Optional
+
+from dlt.common.pendulum import pendulum
 
 from .errors import CloseConfigError
 from .settings import OVERVIEW_MAX_DAYS
 
 ONE_DAY = timedelta(days=1)
 
+Clock = Callable[[], datetime]
+"""Returns the current aware instant (``close_source(clock=...)`` in tests)."""
+
 
 def utc_now() -> datetime:
-    """The current instant; tests replace it to pin "today"."""
-    return datetime.now(dt_timezone.utc)
+    """The current instant."""
+    return pendulum.now("UTC")
 
 
 @dataclass(frozen=True, order=True)
@@ -40,15 +43,15 @@ class Window:
         return f"[{self.start.isoformat()}, {self.end.isoformat()})"
 
 
-def zone(timezone: str) -> ZoneInfo:
+def zone(timezone: str) -> pendulum.Timezone:
     """The IANA zone for ``timezone``.
 
     Raises:
-        ValueError: With a message naming the setting when the zone is unknown.
+        CloseConfigError: With a message naming the setting when the zone is unknown.
     """
     try:
-        return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+        return pendulum.timezone(timezone)
+    except Exception as exc:  # noqa: BLE001 - pendulum raises several types for bad names
         raise CloseConfigError(
             f"Unknown timezone {timezone!r}: set SOURCES__CLOSE__TIMEZONE (or `timezone` under "
             "[sources.close] in .dlt/config.toml) to an IANA name such as 'UTC' or "
@@ -57,10 +60,10 @@ def zone(timezone: str) -> ZoneInfo:
 
 
 def parse_day(value: str | date | None, setting: str) -> Optional[date]:
-    """Parses a ``YYYY-MM-DD`` setting.
+    """Parses a ``YYYY-MM-DD`` setting; the one date validation of the source and the CLI.
 
     Raises:
-        ValueError: With a message naming ``setting`` when the value is not a date.
+        CloseConfigError: With a message naming ``setting`` when the value is not a date.
     """
     if value is None or value == "":
         return None
@@ -76,14 +79,28 @@ def parse_day(value: str | date | None, setting: str) -> Optional[date]:
         ) from exc
 
 
+def check_order(start: Optional[date], end: Optional[date], what: str = "start date") -> None:
+    """Refuses a range whose start is not before its (exclusive) end.
+
+    Raises:
+        CloseConfigError: Naming both dates.
+    """
+    if start and end and start >= end:
+        raise CloseConfigError(
+            f"{what} {start.isoformat()} must be before end date {end.isoformat()} (the end is "
+            "exclusive: --start 2026-01-01 --end 2026-02-01 loads January)."
+        )
+
+
 def local_today(timezone: str, now: Optional[datetime] = None) -> date:
     """Today's date in ``timezone``: the first day a run must not load."""
-    return (now or utc_now()).astimezone(zone(timezone)).date()
+    instant = pendulum.instance(now or utc_now())
+    return _plain(instant.in_timezone(zone(timezone)).date())
 
 
 def local_midnight(day: date, timezone: str) -> datetime:
     """The aware instant at which ``day`` starts in ``timezone``."""
-    return datetime(day.year, day.month, day.day, tzinfo=zone(timezone))
+    return pendulum.datetime(day.year, day.month, day.day, tz=zone(timezone))
 
 
 def utc_offset_hours(day: date, timezone: str) -> float:
@@ -106,25 +123,24 @@ def plan_range(
     Args:
         today: Today in the report timezone; never read.
         last_loaded_day: The last complete day in state, or None on a first run.
-        start_date: Configured first day; used when there is no state, or for a backfill.
+        start_date: Configured first day; where a first run starts, the earliest day an
+            incremental run re-reads, and the start of a backfill.
         end_date: Exclusive end of a backfill. When set, state is neither read nor moved.
         lookback_days: Days before the day after ``last_loaded_day`` that are re-read.
         initial_days: Days loaded by a first run without ``start_date``.
 
     Raises:
-        ValueError: When ``start_date`` is not before ``end_date``.
+        CloseConfigError: When ``start_date`` is not before ``end_date``.
     """
-    if start_date and end_date and start_date >= end_date:
-        raise CloseConfigError(
-            f"start date {start_date.isoformat()} must be before end date "
-            f"{end_date.isoformat()} (the end is exclusive)."
-        )
+    check_order(start_date, end_date)
     default_start = today - timedelta(days=initial_days)
     if end_date is not None:
         start = start_date or default_start
         end = min(end_date, today)
     elif last_loaded_day is not None:
         start = last_loaded_day + ONE_DAY - timedelta(days=max(lookback_days, 0))
+        if start_date is not None:
+            start = max(start, min(start_date, last_loaded_day + ONE_DAY))
         end = today
     else:
         start = start_date or default_start
@@ -136,27 +152,57 @@ def plan_range(
 
 def day_windows(window: Window) -> List[Window]:
     """One window per day of ``window``."""
-    return [
-        Window(window.start + timedelta(days=i), window.start + timedelta(days=i + 1))
-        for i in range(window.days)
-    ]
+    return [Window(day, day + ONE_DAY) for day in _days(window)]
+
+
+def _plain(day: date) -> date:
+    """A ``datetime.date`` (pendulum's ``Date`` subclass carries behaviour Arrow, dlt and
+    equality checks do not need)."""
+    return date(day.year, day.month, day.day)
 
 
 def month_start(day: date) -> date:
     """The first day of ``day``'s month."""
-    return day.replace(day=1)
+    return date(day.year, day.month, 1)
 
 
 def next_month(day: date) -> date:
     """The first day of the month after ``day``'s month."""
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return _plain(pendulum.date(day.year, day.month, 1).add(months=1))
+
+
+def bucket_start(day: date, unit: str) -> date:
+    """The first day of the ``unit`` (``week`` from Monday, ``month``, ``quarter``, ``year``)
+    holding ``day``."""
+    if unit == "quarter":  # pendulum's Date knows weeks, months and years, not quarters
+        return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    return _plain(pendulum.date(day.year, day.month, day.day).start_of(unit))
+
+
+def add_units(day: date, unit: str, count: int) -> date:
+    """``day`` plus ``count`` weeks / months / quarters / years."""
+    moved = pendulum.date(day.year, day.month, day.day)
+    if unit == "quarter":
+        return _plain(moved.add(months=3 * count))
+    return _plain(moved.add(**{f"{unit}s": count}))
+
+
+def whole_months(window: Window, today: date) -> Window:
+    """``window`` widened to whole calendar months, but never past ``today``.
+
+    A month report of a past month is only ever read whole: a backfill that ends mid-month
+    must not replace a complete month with a partial one (only the current month is read to
+    date).
+    """
+    last_month = month_start(window.end - ONE_DAY)
+    return Window(month_start(window.start), min(next_month(last_month), today))
 
 
 def month_windows(window: Window) -> List[Window]:
     """Calendar months overlapping ``window``, each starting on the 1st.
 
     A month is never clipped at its start (so its merge key stays the month), only at the end
-    of ``window`` (month to date while it is open, or a backfill's end).
+    of ``window`` (month to date while it is open).
     """
     months: List[Window] = []
     start = month_start(window.start)
@@ -164,6 +210,40 @@ def month_windows(window: Window) -> List[Window]:
         months.append(Window(start, min(next_month(start), window.end)))
         start = next_month(start)
     return months
+
+
+INTERVAL_UNITS = {"week": "week", "quarter": "quarter", "year": "year"}
+"""Explorer intervals whose buckets do not nest in calendar months; their windows are aligned
+to the bucket instead (weeks start on Monday, as ISO weeks do)."""
+
+WEEKS_PER_WINDOW = 4
+WEEK_GRID = date(2001, 1, 1)
+"""A Monday: week windows are the blocks of ``WEEKS_PER_WINDOW`` weeks counted from it, so
+every run cuts the same windows (a window's start is its merge key)."""
+
+
+def interval_windows(window: Window, interval: Optional[str], today: date) -> List[Window]:
+    """Windows of an Explorer query: whole buckets of its ``interval``, never past ``today``.
+
+    Day-or-finer intervals (and ``auto`` / an integer) are read per calendar month; weeks in
+    blocks of ``WEEKS_PER_WINDOW`` Monday-aligned weeks on a fixed grid, quarters and years
+    whole, so that no bucket is ever split between two windows (two partial rows with the same
+    ``x``) and every run cuts the same windows.
+    """
+    unit = INTERVAL_UNITS.get(str(interval or "").lower())
+    if unit is None:
+        return month_windows(whole_months(window, today))
+    step = WEEKS_PER_WINDOW if unit == "week" else 1
+    start = bucket_start(window.start, unit)
+    if unit == "week":
+        weeks = (start - WEEK_GRID).days // 7
+        start = start - timedelta(weeks=weeks % WEEKS_PER_WINDOW)
+    windows: List[Window] = []
+    while start < window.end and start < today:
+        end = add_units(start, unit, step)
+        windows.append(Window(start, min(end, today)))
+        start = end
+    return windows
 
 
 def overview_windows(
@@ -197,9 +277,8 @@ def overview_windows(
     return pieces
 
 
-def _days(window: Window) -> Iterator[date]:
-    for i in range(window.days):
-        yield window.start + timedelta(days=i)
+def _days(window: Window) -> List[date]:
+    return [window.start + timedelta(days=i) for i in range(window.days)]
 
 
 def is_offset_constant(window: Window, timezone: str) -> bool:

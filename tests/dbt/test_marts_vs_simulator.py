@@ -12,23 +12,23 @@ issue 6 are re-checked with independent SQL against the built file.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
+from close_reports.simulator import CloseSimulator
 from close_reports.source import close_source
 from close_reports.source.settings import TABLES
-from close_reports.simulator import CloseSimulator
 from tests.utils import (
     ANCHOR,
     ONE_DAY,
     TODAY,
+    isolate_environment,
     make_pipeline,
     run,
     small_org,
@@ -70,14 +70,9 @@ class Built:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """45 days of a small org loaded by ``close_source`` and built by ``dbt build``."""
     work_dir = tmp_path_factory.mktemp("dbt_simulator")
-    now = datetime.combine(TODAY, datetime.min.time(), timezone.utc).replace(hour=12)
     with pytest.MonkeyPatch.context() as patch:
         # module scope: the autouse function fixtures of conftest.py have not run yet
-        for name in list(os.environ):
-            if name.startswith(("SOURCES__CLOSE__", "DESTINATION__", "CLOSE_DUCKDB_PATH")):
-                patch.delenv(name)
-        patch.setenv("DLT_DATA_DIR", str(work_dir / "dlt_data"))
-        patch.setattr("close_reports.source.windows.utc_now", lambda: now)
+        isolate_environment(patch, work_dir / "dlt_data")
         org = small_org()
         pipeline = make_pipeline(work_dir)
         run(

@@ -3,7 +3,11 @@
 import tomllib
 from pathlib import Path
 
-from close_reports.source.settings import DEFAULT_LOOKBACK_DAYS, DEFAULT_TIMEZONE, EXAMPLE_CUSTOM_REPORTS
+from close_reports.source.settings import (
+    DEFAULT_LOOKBACK_DAYS,
+    DEFAULT_TIMEZONE,
+    EXAMPLE_CUSTOM_REPORTS,
+)
 
 CONFIG = Path(__file__).resolve().parents[2] / ".dlt" / "config.toml"
 

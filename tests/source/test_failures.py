@@ -8,11 +8,11 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from close_reports.failures import causes
-from close_reports.summary import variant_columns
+from close_reports.simulator import CloseSimulator
 from close_reports.source import close_source
 from close_reports.source.errors import CloseAuthError, CloseRetryError, CloseValidationError
 from close_reports.source.settings import TABLES
-from close_reports.simulator import CloseSimulator
+from close_reports.summary import variant_columns
 from tests.utils import (
     FakeClock,
     make_pipeline,
@@ -59,11 +59,11 @@ def test_bad_settings_are_refused_up_front(overrides: Dict[str, Any], message: s
     assert any(message in str(c) for c in causes(exc_info.value)), exc_info.value
 
 
-def test_refused_key_says_so_and_never_shows_the_key(tmp_path, pin_today) -> None:
+def test_refused_key_says_so_and_never_shows_the_key(tmp_path) -> None:
     simulator = CloseSimulator(small_org())
     secret = "api_2c1f0f9e1b7a4b8c9d0e1f2a3b4c5d6e"
     pipeline = make_pipeline(tmp_path)
-    with pytest.raises(PipelineStepFailed) as exc_info:
+    with pytest.raises(CloseAuthError) as exc_info:  # checked with GET /me/ before any report
         run(pipeline, close_source(**source_kwargs(simulator, api_key=secret)))
     error = raised(exc_info, CloseAuthError)
     assert error.status == 401
@@ -87,17 +87,20 @@ def assert_unchanged(pipeline, before: tuple) -> None:
     assert json.dumps(pipeline.state, default=str) == state
 
 
-def test_close_400_surfaces_field_errors_and_loses_nothing(tmp_path, pin_today) -> None:
+def test_close_400_surfaces_field_errors_and_loses_nothing(tmp_path) -> None:
     simulator = CloseSimulator(small_org())
-    bad_report = [{"name": "bad", "x": "lead.no_such_field", "y": "lead.count"}]
-    pipeline, before, exc_info = good_run_then(tmp_path, simulator, custom_reports=bad_report)
+    # fields Close lists (checked before any request), an interval Close refuses
+    bad_report = [{"name": "bad", "x": "lead.date_created", "y": "lead.count", "interval": "x"}]
+    pipeline, before, exc_info = good_run_then(
+        tmp_path, simulator, custom_reports=bad_report, fail_fast=True
+    )
     error = raised(exc_info, CloseValidationError)
-    assert error.status == 400 and "x" in error.field_errors
-    assert "x:" in str(error) and "/report/custom/" in str(error)
+    assert error.status == 400 and "interval" in error.field_errors
+    assert "interval:" in str(error) and "/report/custom/" in str(error)
     assert_unchanged(pipeline, before)
 
 
-def test_close_down_after_all_retries_loses_nothing(tmp_path, pin_today) -> None:
+def test_close_down_after_all_retries_loses_nothing(tmp_path) -> None:
     clock = FakeClock()
     simulator = CloseSimulator(small_org())
     pipeline = make_pipeline(tmp_path)
@@ -106,12 +109,16 @@ def test_close_down_after_all_retries_loses_nothing(tmp_path, pin_today) -> None
     broken = CloseSimulator(
         small_org(), fault_rate=1.0, fault_kinds=("503",), clock=clock, sleep=clock.sleep
     )
-    with pytest.raises(PipelineStepFailed) as exc_info:
+    # Close is down from the first request: GET /me/, before any report, fails the run
+    with pytest.raises((PipelineStepFailed, CloseRetryError)) as exc_info:
         run(
             pipeline,
             close_source(
                 **source_kwargs(
-                    broken, start_date=START, client_options={**FAST_RETRIES, "sleep": clock.sleep}
+                    broken,
+                    start_date=START,
+                    fail_fast=True,
+                    client_options={**FAST_RETRIES, "sleep": clock.sleep},
                 )
             ),
         )
@@ -127,7 +134,7 @@ def clean_snapshot(tmp_path) -> Dict[str, List[tuple]]:
     return table_snapshot(pipeline, list(TABLES))
 
 
-def test_transient_faults_are_retried_and_the_data_is_identical(tmp_path, pin_today) -> None:
+def test_transient_faults_are_retried_and_the_data_is_identical(tmp_path) -> None:
     clock = FakeClock()
     simulator = CloseSimulator(
         small_org(),
@@ -151,7 +158,7 @@ def test_transient_faults_are_retried_and_the_data_is_identical(tmp_path, pin_to
     assert table_snapshot(pipeline, list(TABLES)) == clean_snapshot(tmp_path)
 
 
-def test_rate_limited_run_waits_and_completes(tmp_path, pin_today) -> None:
+def test_rate_limited_run_waits_and_completes(tmp_path) -> None:
     clock = FakeClock()
     simulator = CloseSimulator(small_org(), rate_limit=3, clock=clock, sleep=clock.sleep)
     pipeline = make_pipeline(tmp_path / "limited")
@@ -195,7 +202,7 @@ def rewriting_transport(
     return httpx.MockTransport(handler)
 
 
-def test_new_metric_in_the_catalog_adds_a_column(tmp_path, pin_today) -> None:
+def test_new_metric_in_the_catalog_adds_a_column(tmp_path) -> None:
     new_key = "calls.outbound.voicemail.count"
 
     def add_metric(request: httpx.Request, body: Any) -> Any:
@@ -226,7 +233,7 @@ def test_new_metric_in_the_catalog_adds_a_column(tmp_path, pin_today) -> None:
     assert columns["calls_outbound_voicemail_count"]["data_type"] == "bigint"
 
 
-def test_field_that_changes_type_is_reported(tmp_path, pin_today) -> None:
+def test_field_that_changes_type_is_reported(tmp_path) -> None:
     def break_total(request: httpx.Request, body: Any) -> Any:
         if (
             "/report/sent_emails/" in request.url.path

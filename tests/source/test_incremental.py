@@ -1,12 +1,12 @@
 """Incremental runs: lookback re-reads, idempotent merges, backfills that leave state alone."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 
-from close_reports.source import close_source
-from close_reports.source.settings import TABLES
 from close_reports.simulator import CloseSimulator
+from close_reports.source import close_source
+from close_reports.source.settings import REPORT_TABLES, TABLES
 from tests.utils import (
     ANCHOR,
     ONE_DAY,
@@ -19,8 +19,9 @@ from tests.utils import (
     warehouse,
 )
 
-REPORT_TABLES = [t for t, (_, _, disposition) in TABLES.items() if disposition == "merge"]
 START = (ANCHOR - timedelta(days=9)).isoformat()
+LOOKBACK_ONLY = {table: 3 for table in REPORT_TABLES}
+"""Every report re-reading the 3-day lookback only (as before refresh windows existed)."""
 
 
 def report_calls(simulator: CloseSimulator) -> dict:
@@ -35,19 +36,26 @@ def report_calls(simulator: CloseSimulator) -> dict:
 
 
 def state_of(pipeline) -> dict:
-    return pipeline.state["sources"]["close"]["last_day"]
+    """Each table's cursor of the unfiltered segment: ``{table: {org_id: day}}``."""
+    resources = pipeline.state["sources"]["close"]["resources"]
+    return {
+        table: {org: keys["_all"] for org, keys in state["last_day"].items() if "_all" in keys}
+        for table, state in resources.items()
+        if "last_day" in state
+    }
 
 
-def test_second_run_reads_only_lookback_and_changes_nothing(tmp_path, pin_today) -> None:
+def test_second_run_reads_only_lookback_and_changes_nothing(tmp_path) -> None:
     simulator = CloseSimulator(small_org())
     pipeline = make_pipeline(tmp_path)
-    run(pipeline, close_source(**source_kwargs(simulator, start_date=START)))
+    kwargs = source_kwargs(simulator, start_date=START, refresh_days=LOOKBACK_ONLY)
+    run(pipeline, close_source(**kwargs))
     before = table_snapshot(pipeline, list(TABLES))
     org_id = simulator.request_log[0].org_id
     assert state_of(pipeline)["activity_by_user"] == {org_id: ANCHOR.isoformat()}
 
     simulator.request_log.clear()
-    run(pipeline, close_source(**source_kwargs(simulator, start_date=START)))
+    run(pipeline, close_source(**kwargs))
     assert table_snapshot(pipeline, list(TABLES)) == before
     calls = report_calls(simulator)
     # lookback 3 days: [2026-03-18, 2026-03-21), all inside March
@@ -64,14 +72,13 @@ def test_second_run_reads_only_lookback_and_changes_nothing(tmp_path, pin_today)
     assert bounds == ["2026-03-18T00:00:00Z", "2026-03-19T00:00:00Z", "2026-03-20T00:00:00Z"]
 
 
-def test_new_days_are_loaded_and_state_moves(tmp_path, monkeypatch) -> None:
+def test_new_days_are_loaded_and_state_moves(tmp_path) -> None:
     simulator = CloseSimulator(small_org())
     pipeline = make_pipeline(tmp_path)
     for today in (ANCHOR - timedelta(days=5), ANCHOR + ONE_DAY):
-        now = datetime.combine(today, datetime.min.time(), timezone.utc)
-        monkeypatch.setattr("close_reports.source.windows.utc_now", lambda now=now: now)
         simulator.request_log.clear()
-        run(pipeline, close_source(**source_kwargs(simulator, start_date=START)))
+        kwargs = source_kwargs(simulator, start_date=START, today=today, refresh_days=LOOKBACK_ONLY)
+        run(pipeline, close_source(**kwargs))
     # the second run read the lookback before the first run's last day, up to yesterday
     days = sorted(
         r.json["datetime_range"]["start"][:10]
@@ -88,7 +95,7 @@ def test_new_days_are_loaded_and_state_moves(tmp_path, monkeypatch) -> None:
     ) == [(10, True)]
 
 
-def test_late_edit_inside_lookback_replaces_the_row(tmp_path, pin_today) -> None:
+def test_late_edit_inside_lookback_replaces_the_row(tmp_path) -> None:
     org = small_org()
     simulator = CloseSimulator(org)
     pipeline = make_pipeline(tmp_path)
@@ -127,7 +134,7 @@ def test_late_edit_inside_lookback_replaces_the_row(tmp_path, pin_today) -> None
     )
 
 
-def test_backfill_loads_its_range_and_does_not_move_state(tmp_path, pin_today) -> None:
+def test_backfill_loads_its_range_and_does_not_move_state(tmp_path) -> None:
     simulator = CloseSimulator(small_org())
     pipeline = make_pipeline(tmp_path)
     run(pipeline, close_source(**source_kwargs(simulator, start_date=START)))
@@ -157,7 +164,7 @@ def test_backfill_loads_its_range_and_does_not_move_state(tmp_path, pin_today) -
     ) == [(5,)]
 
 
-def test_with_resources_loads_only_those_tables(tmp_path, pin_today) -> None:
+def test_with_resources_loads_only_those_tables(tmp_path) -> None:
     simulator = CloseSimulator(small_org())
     pipeline = make_pipeline(tmp_path)
     source = close_source(**source_kwargs(simulator, start_date=START))
@@ -173,7 +180,7 @@ def test_with_resources_loads_only_those_tables(tmp_path, pin_today) -> None:
     }
 
 
-def test_several_orgs_load_into_the_same_tables(tmp_path, pin_today) -> None:
+def test_several_orgs_load_into_the_same_tables(tmp_path) -> None:
     org_a, org_b = small_org(seed=3), small_org(seed=4)
     simulator = CloseSimulator(api_keys={"key-a": org_a, "key-b": org_b})
     pipeline = make_pipeline(tmp_path)
@@ -190,7 +197,7 @@ def test_several_orgs_load_into_the_same_tables(tmp_path, pin_today) -> None:
     assert set(state_of(pipeline)["activity_by_user"]) == ids
 
 
-def test_dst_timezone_days_match_local_event_times(tmp_path, pin_today) -> None:
+def test_dst_timezone_days_match_local_event_times(tmp_path) -> None:
     org = small_org()
     simulator = CloseSimulator(org)
     pipeline = make_pipeline(tmp_path)
@@ -228,17 +235,22 @@ def test_dst_timezone_days_match_local_event_times(tmp_path, pin_today) -> None:
 
 
 @pytest.mark.parametrize("lookback", [0, 5])
-def test_lookback_setting(tmp_path, pin_today, lookback: int) -> None:
+def test_lookback_setting(tmp_path, lookback: int) -> None:
     simulator = CloseSimulator(small_org())
     pipeline = make_pipeline(tmp_path)
-    kwargs = source_kwargs(simulator, start_date=START, lookback_days=lookback)
+    kwargs = source_kwargs(
+        simulator,
+        start_date=START,
+        lookback_days=lookback,
+        refresh_days={"sent_emails_by_template": lookback},
+    )
     run(pipeline, close_source(**kwargs).with_resources("sent_emails_by_template"))
     simulator.request_log.clear()
     run(pipeline, close_source(**kwargs).with_resources("sent_emails_by_template"))
     assert report_calls(simulator).get("sent_emails", 0) == lookback
 
 
-def test_an_explorer_query_added_later_is_backfilled(tmp_path, pin_today) -> None:
+def test_an_explorer_query_added_later_is_backfilled(tmp_path) -> None:
     simulator = CloseSimulator(small_org())
     pipeline = make_pipeline(tmp_path)
     leads = {"name": "leads", "x": "lead.date_created", "y": "lead.count", "interval": "day"}
@@ -262,10 +274,10 @@ def test_an_explorer_query_added_later_is_backfilled(tmp_path, pin_today) -> Non
         for r in simulator.request_log
         if "/report/custom/orga_" in r.path
     )
-    assert months == [
-        ("call.date_created", "2026-02-01"),
-        ("call.date_created", "2026-03-01"),
-        ("lead.date_created", "2026-03-01"),
+    assert months == [  # exact instants of local midnight (UTC here)
+        ("call.date_created", "2026-02-01T00:00:00Z"),
+        ("call.date_created", "2026-03-01T00:00:00Z"),
+        ("lead.date_created", "2026-03-01T00:00:00Z"),
     ]
     con = warehouse(pipeline)
     assert rows(

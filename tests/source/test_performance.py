@@ -9,11 +9,12 @@ from typing import Any, Dict, List
 import pyarrow as pa
 import pytest
 
-from close_reports.source import fetch, reshape
+from close_reports.source import arrow, reshape
 from close_reports.source.client import parse_json
 from close_reports.source.settings import MERGE_DEDUPLICATED, TABLES, write_disposition
-from close_reports.source.throttle import ConcurrencyGate
 from close_reports.source.windows import Window
+from close_reports.source.workers import ConcurrencyGate, chunk_size, interleave, run_calls
+from tests.utils import FakeClock
 
 DAY = Window(date(2026, 3, 1), date(2026, 3, 2))
 METRICS = ["calls.all.all.count", "calls.all.all.avg_duration", "emails.sent.all.count"]
@@ -22,6 +23,7 @@ METRICS = ["calls.all.all.count", "calls.all.all.avg_duration", "emails.sent.all
 def sent_row(**overrides: Any) -> Dict[str, Any]:
     row = {
         "org_id": "orga_1",
+        "segment": "_all",
         "window_start": DAY.start,
         "window_end": DAY.end,
         "timezone": "UTC",
@@ -43,8 +45,8 @@ def sent_row(**overrides: Any) -> Dict[str, Any]:
 
 
 def test_rows_fit_the_declared_types() -> None:
-    schema = reshape.arrow_schema("sent_emails_by_template")
-    table = reshape.rows_to_arrow([sent_row(), sent_row(template_key="t1", total=None)], schema)
+    schema = arrow.arrow_schema("sent_emails_by_template")
+    table = arrow.rows_to_arrow([sent_row(), sent_row(template_key="t1", total=None)], schema)
     assert table is not None
     assert table.schema == schema
     assert table.column("total").to_pylist() == [3, None]
@@ -65,13 +67,13 @@ def test_rows_fit_the_declared_types() -> None:
     ],
 )
 def test_rows_that_do_not_fit_stay_dicts(overrides: Dict[str, Any]) -> None:
-    schema = reshape.arrow_schema("sent_emails_by_template")
+    schema = arrow.arrow_schema("sent_emails_by_template")
     odd = {"template_key": "t", **overrides}
-    assert reshape.rows_to_arrow([sent_row(), sent_row(**odd)], schema) is None
+    assert arrow.rows_to_arrow([sent_row(), sent_row(**odd)], schema) is None
 
 
 def test_metric_columns_are_typed_by_suffix() -> None:
-    schema = reshape.arrow_schema("activity_by_user", METRICS)
+    schema = arrow.arrow_schema("activity_by_user", METRICS)
     assert schema.field("calls_all_all_count").type == pa.int64()
     assert schema.field("calls_all_all_avg_duration").type == pa.float64()
     assert not schema.field("user_id").nullable and schema.field("user_name").nullable
@@ -88,12 +90,12 @@ def test_comparison_table_equals_the_dict_rows() -> None:
             {"user_id": "user_b", METRICS[0]: 0, METRICS[1]: None, METRICS[2]: 5},
         ]
     )
-    schema = reshape.arrow_schema("activity_by_user", METRICS)
+    schema = arrow.arrow_schema("activity_by_user", METRICS)
     context = {"org_id": "orga_1", "window": DAY, "timezone": "UTC"}
-    table = reshape.activity_comparison_table(response, schema=schema, **context)
+    table = arrow.activity_comparison_table(response, schema=schema, **context)
     rows = reshape.activity_comparison_rows(response, **context)
     assert table is not None
-    assert table.equals(reshape.rows_to_arrow(rows, schema))
+    assert table.equals(arrow.rows_to_arrow(rows, schema))
     assert table.column("user_name").to_pylist() == ["Ann", None]
 
 
@@ -107,8 +109,8 @@ def test_comparison_table_equals_the_dict_rows() -> None:
     ],
 )
 def test_comparison_table_leaves_odd_responses_to_the_dict_path(data: List[Any]) -> None:
-    schema = reshape.arrow_schema("activity_by_user", METRICS)
-    table = reshape.activity_comparison_table(
+    schema = arrow.arrow_schema("activity_by_user", METRICS)
+    table = arrow.activity_comparison_table(
         comparison(data), org_id="o", window=DAY, timezone="UTC", schema=schema
     )
     assert table is None
@@ -118,8 +120,8 @@ def test_comparison_table_leaves_odd_responses_to_the_dict_path(data: List[Any])
 
 
 def test_batcher_batches_converts_and_passes_misfits_through() -> None:
-    schema = reshape.arrow_schema("sent_emails_by_template")
-    batcher = fetch.Batcher(
+    schema = arrow.arrow_schema("sent_emails_by_template")
+    batcher = arrow.Batcher(
         "sent_emails_by_template", schema, "1700000000.1", convert_rows=2, min_rows=4
     )
     out: List[Any] = []
@@ -146,8 +148,8 @@ def test_batcher_batches_converts_and_passes_misfits_through() -> None:
 
 
 def test_batches_keep_each_key_once_the_last_row() -> None:
-    schema = reshape.arrow_schema("sent_emails_by_template")
-    batcher = fetch.Batcher("sent_emails_by_template", schema, None)
+    schema = arrow.arrow_schema("sent_emails_by_template")
+    batcher = arrow.Batcher("sent_emails_by_template", schema, None)
     out = list(batcher.add([sent_row(total=1), sent_row(template_key="t"), sent_row(total=2)]))
     out += list(batcher.flush())
     (table,) = out
@@ -162,19 +164,20 @@ def test_batches_keep_each_key_once_the_last_row() -> None:
         ("_all", 2),
         ("t", 3),
     ]
-    rows = reshape.unique_rows([sent_row(total=1), sent_row(total=2)], TABLES["funnel_totals"][1])
+    rows = arrow.unique_rows([sent_row(total=1), sent_row(total=2)], TABLES["funnel_totals"][1])
     assert [r["total"] for r in rows] == [2]
 
 
 def test_merge_tables_skip_dlts_dedup_pass() -> None:
     assert write_disposition("activity_by_user") == MERGE_DEDUPLICATED
-    assert write_disposition("users") == "replace"
+    # dimensions too: each org's listing replaces that org's rows (merge key org_id)
+    assert write_disposition("users") == MERGE_DEDUPLICATED
 
 
 # ---------------------------------------------------------------- worker calls
 
 
-def test_ordered_map_keeps_order_in_chunks_and_raises_the_first_failure() -> None:
+def test_run_calls_runs_every_chunk_once_and_hands_back_failures() -> None:
     threads = set()
 
     def square(x: int) -> int:
@@ -182,18 +185,25 @@ def test_ordered_map_keeps_order_in_chunks_and_raises_the_first_failure() -> Non
         time.sleep(0.001 * (x % 3))
         return x * x
 
-    assert list(fetch.ordered_map(square, range(50), workers=4, chunk=3)) == [
-        (x, x * x) for x in range(50)
-    ]
-    assert fetch.chunk_size(730, 4) == 8 and fetch.chunk_size(30, 4) == 1
+    chunks = interleave([range(0, 25), range(25, 50)], 3)
+    assert chunks[:2] == [[0, 1, 2], [25, 26, 27]]  # the groups' chunks taken in turn
+    outcomes = list(run_calls(square, chunks, workers=4))
+    assert sorted(outcomes) == [(x, x * x) for x in range(50)]
+    assert len(threads) > 1
+    assert chunk_size(730, 4) == 8 and chunk_size(30, 4) == 1
 
     def fail(x: int) -> int:
         if x == 7:
             raise ValueError("seven")
         return x
 
-    with pytest.raises(ValueError, match="seven"):
-        list(fetch.ordered_map(fail, list(range(40)), workers=3))
+    outcomes = list(run_calls(fail, [[6, 7, 8], [9]], workers=3))
+    failures = [(x, str(r)) for x, r in outcomes if isinstance(r, Exception)]
+    assert failures == [(7, "seven")]
+    # a chunk stops at its first failure; the other chunks run
+    assert sorted(x for x, r in outcomes if not isinstance(r, Exception)) == [6, 9]
+    skipped = list(run_calls(fail, [[1, 2, 3]], workers=1, skip=lambda x: x == 2))
+    assert skipped == [(1, 1), (3, 3)]
 
 
 def test_gate_narrows_for_cpu_bound_calls_and_stays_open_for_slow_networks() -> None:
@@ -240,21 +250,10 @@ def test_parse_json_falls_back_to_the_standard_library() -> None:
 # ---------------------------------------------------------------- throttle against two quotas
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
-
-
 class FixedWindow:
     """``limit`` requests per ``window`` seconds; ``reset`` counts down to the window's end."""
 
-    def __init__(self, clock: Clock, limit: int, window: float) -> None:
+    def __init__(self, clock: FakeClock, limit: int, window: float) -> None:
         self.clock, self.limit, self.window = clock, limit, window
         self.used: Dict[int, int] = {}
 
@@ -275,7 +274,7 @@ class FixedWindow:
 class Bucket:
     """The simulator's token bucket (burst = rate; ``reset`` = time until full)."""
 
-    def __init__(self, clock: Clock, rate: float) -> None:
+    def __init__(self, clock: FakeClock, rate: float) -> None:
         from close_reports.simulator.faults import RateLimiter
 
         self.limiter = RateLimiter(rate, clock)
@@ -285,11 +284,12 @@ class Bucket:
         return decision.allowed, decision.header(), decision.reset
 
 
-def drive(quota: Any, clock: Clock, requests: int, latency: float = 0.05) -> tuple:
+def drive(quota: Any, clock: FakeClock, requests: int, latency: float = 0.05) -> tuple:
     """Sends ``requests`` one after another through a Throttle; returns (429s, elapsed)."""
     from close_reports.source.throttle import Throttle
 
     throttle = Throttle(clock=clock, sleep=clock.sleep)
+    started = clock.now
     rejected = 0
     for _ in range(requests):
         while True:
@@ -301,11 +301,11 @@ def drive(quota: Any, clock: Clock, requests: int, latency: float = 0.05) -> tup
                 break
             rejected += 1
             throttle.pause(reset)
-    return rejected, clock.now, throttle
+    return rejected, clock.now - started, throttle
 
 
 def test_throttle_paces_a_token_bucket_at_its_rate_without_429s() -> None:
-    clock = Clock()
+    clock = FakeClock()
     rejected, elapsed, throttle = drive(Bucket(clock, 10), clock, 200)
     assert rejected == 0
     assert throttle._continuous
@@ -314,7 +314,7 @@ def test_throttle_paces_a_token_bucket_at_its_rate_without_429s() -> None:
 
 
 def test_throttle_waits_for_a_fixed_windows_reset_without_429s() -> None:
-    clock = Clock()
+    clock = FakeClock()
     rejected, elapsed, throttle = drive(FixedWindow(clock, 10, 1.0), clock, 100)
     assert rejected == 0
     assert not throttle._continuous

@@ -75,6 +75,7 @@ def test_activity_overview_rows_from_docs_example() -> None:
     assert [r["date"] for r in rows] == [date(2019, 1, d) for d in range(1, 8)]
     assert rows[0] == {
         "org_id": ORG,
+        "segment": "_all",
         "window_start": date(2019, 1, 1),
         "window_end": date(2019, 1, 2),
         "timezone": "UTC",

@@ -1,14 +1,14 @@
 """The dlt source against the in-process simulator: loaded numbers equal the event log's truth."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Any, Dict, Iterator, Tuple
 
 import pytest
 
+from close_reports.simulator import CloseSimulator
 from close_reports.source import close_source
 from close_reports.source.client import RequestStats
 from close_reports.source.settings import TABLES
-from close_reports.simulator import CloseSimulator
 from tests.utils import (
     ANCHOR,
     ONE_DAY,
@@ -28,20 +28,17 @@ END = TODAY
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory) -> Iterator[Tuple[Any, Any, CloseSimulator, RequestStats]]:
     """One full load of 30 days of a small org (UTC), shared by the truth checks."""
-    now = datetime.combine(TODAY, datetime.min.time(), timezone.utc).replace(hour=12)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("close_reports.source.windows.utc_now", lambda: now)
-        org = small_org()
-        simulator = CloseSimulator(org)
-        stats = RequestStats()
-        pipeline = make_pipeline(tmp_path_factory.mktemp("loaded"))
-        run(
-            pipeline,
-            close_source(**source_kwargs(simulator, start_date=START.isoformat(), stats=stats)),
-        )
-        con = warehouse(pipeline, org)
-        yield pipeline, con, simulator, stats
-        con.close()
+    org = small_org()
+    simulator = CloseSimulator(org)
+    stats = RequestStats()
+    pipeline = make_pipeline(tmp_path_factory.mktemp("loaded"))
+    run(
+        pipeline,
+        close_source(**source_kwargs(simulator, start_date=START.isoformat(), stats=stats)),
+    )
+    con = warehouse(pipeline, org)
+    yield pipeline, con, simulator, stats
+    con.close()
 
 
 def by_key(result: list, width: int) -> Dict[tuple, tuple]:
