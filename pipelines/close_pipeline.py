@@ -16,12 +16,18 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from close_reports.failures import DbtBuildError, UsageError, explain
+from close_reports.failures import (
+    DbtBuildError,
+    PartialLoadError,
+    UsageError,
+    explain,
+    failed_reports,
+)
+from close_reports.loading import load_with_ledger
 from close_reports.progress import Progress
 from close_reports.summary import (
     RunSummary,
     drift_warnings,
-    load_phase_seconds,
     mart_row_counts,
     table_row_counts,
 )
@@ -86,6 +92,19 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
         "--full-refresh",
         action="store_true",
         help="drop this source's tables and state first, then load from scratch",
+    )
+    parser.add_argument(
+        "--refresh-days",
+        type=int,
+        metavar="N",
+        help="re-read at least the last N days of every report in this run (a deep refresh, "
+        "e.g. weekly); state never moves backwards",
+    )
+    parser.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="fail the whole run when Close refuses one report (default: skip that report, "
+        "load the others, exit 3)",
     )
 
 
@@ -267,16 +286,20 @@ def load(args: argparse.Namespace, summary: RunSummary) -> Any:
     """Extracts and loads the raw tables; returns the dlt pipeline."""
     import dlt
 
-    from close_reports.source import close_source
-    from close_reports.source.client import RequestStats
+    from close_reports.source import RunLog, close_source
 
     _check_dates(args)
     names = _resources(args.resources)
     destination = _destination(args)
     _check_duckdb_unlocked(args)
-    stats = RequestStats()
+    run_log = RunLog()
     progress = Progress()
-    kwargs: Dict[str, Any] = {"stats": stats, "progress": progress}
+    kwargs: Dict[str, Any] = {
+        "progress": progress,
+        "run_log": run_log,
+        "fail_fast": args.fail_fast,
+        "force_refresh_days": args.refresh_days,
+    }
     if args.demo:
         kwargs.update(_demo_source_kwargs())
     if args.start:
@@ -286,23 +309,28 @@ def load(args: argparse.Namespace, summary: RunSummary) -> Any:
     pipeline = dlt.pipeline(
         pipeline_name="close", destination=destination, dataset_name=args.dataset
     )
-    started = time.monotonic()
     try:
         source = close_source(**kwargs)
         if names:
             source = source.with_resources(*names)
-        run_options: Dict[str, Any] = {}
-        if args.destination == "duckdb":
-            run_options["loader_file_format"] = "parquet"
-        if args.full_refresh:
-            run_options["refresh"] = "drop_sources"
-        pipeline.run(source, **run_options)
+        summary.phases.update(
+            load_with_ledger(
+                pipeline,
+                source,
+                run_log,
+                loader_file_format="parquet" if args.destination == "duckdb" else None,
+                refresh="drop_sources" if args.full_refresh else None,
+            )
+        )
     finally:
         progress.close()
-        summary.requests = stats.as_dict()
-    summary.phases.update(load_phase_seconds(pipeline) or {"load": time.monotonic() - started})
+        summary.requests = run_log.totals()
+        summary.warnings += run_log.warnings
     summary.table_rows = table_row_counts(pipeline)
     summary.warnings += drift_warnings(pipeline)
+    summary.failed_reports = failed_reports(run_log)
+    if summary.failed_reports and not run_log.loaded:
+        raise PartialLoadError(summary.failed_reports, loaded=False)
     return pipeline
 
 
@@ -398,9 +426,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message, status = explain(exc)
         message = " ".join(message.split())  # the last line says what failed, on one line
         print(f"close-pipeline {args.command} failed: {message}", file=sys.stderr)
-        return status
+        return int(status)
     for line in summary.lines():
         print(line)
+    if summary.failed_reports:  # the rest loaded (and the marts were built on it)
+        message, status = explain(PartialLoadError(summary.failed_reports, loaded=True))
+        print(f"close-pipeline {args.command} failed: {message}", file=sys.stderr)
+        return int(status)
     print(f"close-pipeline {args.command}: done")
     return 0
 

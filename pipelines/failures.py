@@ -10,12 +10,16 @@ from close_reports.source.errors import (
     CloseConfigError,
     CloseValidationError,
 )
+from close_reports.source.ledger import RunLog
 from close_reports.source.reshape import UnexpectedResponseError
+from close_reports.source.settings import ALL_SEGMENT
 
 EXIT_USAGE = 2
 """Bad options or configuration: nothing was read or written."""
 EXIT_FAILED = 1
 """The load or the dbt build failed; tables and state are as before the run."""
+EXIT_PARTIAL = 3
+"""Some reports were refused or failed and were skipped; every other report loaded."""
 
 
 class UsageError(Exception):
@@ -24,6 +28,28 @@ class UsageError(Exception):
 
 class DbtBuildError(Exception):
     """dbt build (models or tests) failed."""
+
+
+class PartialLoadError(Exception):
+    """Some report units failed; the rest loaded (or nothing did, when ``loaded`` is false)."""
+
+    def __init__(self, failures: List[str], loaded: bool) -> None:
+        what = "the other reports loaded" if loaded else "nothing was loaded"
+        super().__init__(
+            f"{len(failures)} report(s) not loaded ({what}; their tables and state are "
+            f"unchanged, rerun to retry them): " + "; ".join(failures)
+        )
+        self.failures = failures
+        self.loaded = loaded
+
+
+def failed_reports(run_log: RunLog) -> List[str]:
+    """One line per failed report unit: report, org (and segment), Close's message."""
+    lines = []
+    for entry in run_log.failed:
+        where = entry.org_id + ("" if entry.segment == ALL_SEGMENT else f", {entry.segment}")
+        lines.append(f"{entry.report} ({where}): {entry.error}")
+    return lines
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:
@@ -48,6 +74,9 @@ def explain(exc: BaseException) -> Tuple[str, int]:
     for cause in chain:
         if isinstance(cause, UsageError):
             return str(cause), EXIT_USAGE
+    for cause in chain:
+        if isinstance(cause, PartialLoadError):
+            return str(cause), EXIT_PARTIAL if cause.loaded else EXIT_FAILED
     for cause in chain:
         if isinstance(cause, (CloseAuthError, CloseValidationError)):
             return str(cause), EXIT_FAILED

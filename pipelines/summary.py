@@ -29,6 +29,7 @@ class RunSummary:
     mart_rows: Dict[str, int] = field(default_factory=dict)
     requests: Dict[str, int] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
+    failed_reports: List[str] = field(default_factory=list)
     duckdb_path: Optional[str] = None
     dataset: str = "close_raw"
 
@@ -52,6 +53,7 @@ class RunSummary:
         if self.phases:
             out.append("  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in self.phases.items()))
         out += [f"  warning: {w}" for w in self.warnings]
+        out += [f"  not loaded: {f}" for f in self.failed_reports]
         if self.duckdb_path:
             out += [f"  DuckDB file: {self.duckdb_path}", "  try:"]
             out += [f'    duckdb {self.duckdb_path} "{query}"' for query in EXAMPLE_QUERIES]

@@ -22,6 +22,8 @@ import dlt
 from .windows import Window, parse_day
 
 STATE_KEY = "last_day"
+FIRST_KEY = "first_day"
+"""Per table, org and key: the first day ever loaded; a refresh never reads before it."""
 _LOCK = threading.Lock()
 
 
@@ -30,15 +32,24 @@ def unit_key(segment: str, query: Optional[str] = None) -> str:
     return segment if query is None else f"{segment}/{query}"
 
 
-def _table_state(table: str) -> Dict[str, Any]:
+def _table_state(table: str, name: str = STATE_KEY) -> Dict[str, Any]:
     state = dlt.current.resource_state(table)
-    return state.setdefault(STATE_KEY, {})  # type: ignore[no-any-return]
+    return state.setdefault(name, {})  # type: ignore[no-any-return]
 
 
-def last_loaded_day(table: str, org_id: str, key: str) -> Optional[date]:
-    """The last complete day of ``table`` loaded for ``org_id`` and ``key``, or None."""
-    value = _table_state(table).get(org_id, {}).get(key)
-    return parse_day(value, f"state of {table}: {STATE_KEY}.{org_id}.{key}") if value else None
+def last_loaded_day(table: str, org_id: str, key: str, name: str = STATE_KEY) -> Optional[date]:
+    """The last (or, with ``name=FIRST_KEY``, first) day of ``table`` loaded for ``org_id``
+    and ``key``, or None."""
+    value = _table_state(table, name).get(org_id, {}).get(key)
+    return parse_day(value, f"state of {table}: {name}.{org_id}.{key}") if value else None
+
+
+def first_loaded_day(tables: Iterable[str], org_id: str, key: str) -> Optional[date]:
+    """The first day every one of ``tables`` was loaded from (None when unknown)."""
+    days = [last_loaded_day(table, org_id, key, FIRST_KEY) for table in tables]
+    if not days or any(day is None for day in days):
+        return None
+    return max(day for day in days if day is not None)
 
 
 def cursor(tables: Iterable[str], org_id: str, key: str) -> Optional[date]:
@@ -58,6 +69,10 @@ def record(tables: Iterable[str], org_id: str, key: str, span: Window) -> None:
             previous = by_key.get(key)
             if previous is None or last > date.fromisoformat(previous):
                 by_key[key] = last.isoformat()
+            firsts = _table_state(table, FIRST_KEY).setdefault(org_id, {})
+            first = firsts.get(key)
+            if first is None or span.start < date.fromisoformat(first):
+                firsts[key] = span.start.isoformat()
 
 
 def migrate_legacy(tables: Iterable[str], legacy: Mapping[str, str]) -> None:

@@ -249,6 +249,10 @@ def _planned_unit(
         lookback_days=lookback,
         initial_days=config.initial_days,
     )
+    first = None if last is None else incremental.first_loaded_day(tables, org.org_id, key)
+    if unit.span is not None and first is not None and unit.span.start < first:
+        # a refresh re-reads loaded days; it never extends the history backwards
+        unit.span = Window(first, unit.span.end) if first < unit.span.end else None
     unit.calls = report.plan(unit.span, scope, run.today) if unit.span else []
     return unit
 

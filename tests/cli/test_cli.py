@@ -1,5 +1,6 @@
 """The real command line against the simulator served over real HTTP on loopback."""
 
+import json
 import os
 import re
 import subprocess
@@ -12,11 +13,14 @@ from typing import Dict, Iterator, List
 import duckdb
 import pytest
 
+from close_reports.source.settings import REPORT_TABLES
+
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
 CLI = [str(BIN / "close-pipeline")]
 START = (date.today() - timedelta(days=12)).isoformat()
+LOOKBACK_ONLY = {table: 3 for table in REPORT_TABLES}
 
 
 def serve(*options: str) -> Iterator[str]:
@@ -82,10 +86,11 @@ def cli(tmp_path: Path, env: Dict[str, str], *args: str) -> subprocess.Completed
 
 
 def counts(path: Path, schema: str = "close_raw") -> Dict[str, int]:
+    """Rows per data table (the run ledger, which every run appends to, left out)."""
     with duckdb.connect(str(path), read_only=True) as con:
         tables = con.execute(
             "select table_name from information_schema.tables where table_schema = ? "
-            "and table_name not like '\\_dlt%' escape '\\'",
+            "and table_name not like '\\_dlt%' escape '\\' and table_name <> 'run_ledger'",
             [schema],
         ).fetchall()
         return {
@@ -116,7 +121,9 @@ def test_run_loads_builds_marts_and_rerun_changes_nothing(tmp_path, server) -> N
     assert all(raw[t] > 0 for t in ("activity_by_user", "funnel_stages", "users")), raw
     assert marts and all(n > 0 for n in marts.values()), marts
 
-    second = cli(tmp_path, env, "run")
+    # every report re-reading a 3-day lookback only (the default refresh windows are longer)
+    lookback_only = {**env, "SOURCES__CLOSE__REFRESH_DAYS": json.dumps(LOOKBACK_ONLY)}
+    second = cli(tmp_path, lookback_only, "run")
     assert second.returncode == 0, second.stderr[-3000:]
     assert counts(tmp_path / "close.duckdb") == raw
     made = int(re.search(r"requests: (\d+) made", second.stdout).group(1))
@@ -188,13 +195,13 @@ def test_close_400_field_errors_and_nothing_half_written(tmp_path, server) -> No
         tmp_path,
         server,
         SOURCES__CLOSE__CUSTOM_REPORTS=(
-            '[{"name": "bad", "x": "lead.no_such_field", "y": "lead.count"}]'
+            '[{"name": "bad", "x": "lead.date_created", "y": "lead.count", "interval": "x"}]'
         ),
     )
-    result = cli(tmp_path, bad, "load", "--start", START)
+    result = cli(tmp_path, bad, "load", "--start", START, "--fail-fast")
     assert result.returncode == 1
     line = last_line(result)
-    assert "HTTP 400" in line and "x: " in line and "/report/custom/" in line
+    assert "HTTP 400" in line and "interval: " in line and "/report/custom/" in line
     assert counts(tmp_path / "close.duckdb") == before
 
 
