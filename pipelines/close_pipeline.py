@@ -28,7 +28,6 @@ from close_reports.summary import (
 )
 
 
-
 def dbt_project_dir() -> Path:
     """The dbt project: shipped inside the installed package, or ``dbt/`` of a checkout."""
     here = Path(__file__).resolve().parent
@@ -400,7 +399,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "dashboard":
         from close_reports.dashboard import command as dashboard_command
 
-        return dashboard_command(args)
+        return int(dashboard_command(args))
     summary = RunSummary(dataset=args.dataset)
     if args.destination == "duckdb":
         summary.duckdb_path = str(Path(args.duckdb_path).resolve())

@@ -26,6 +26,7 @@ import argparse
 import datetime as dt
 import html
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -89,7 +90,13 @@ class Marts:
         """Rows of ``sql`` (``{marts}`` = the schema) as JSON-ready dicts."""
         cursor = self._con.execute(sql.format(marts=self.schema), list(params))
         names = [d[0] for d in cursor.description]
-        return [{n: _jsonable(v) for n, v in zip(names, row)} for row in cursor.fetchall()]
+        return [
+            {n: _jsonable(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()
+        ]
+
+    def first_row(self, sql: str) -> Sequence[Any]:
+        row = self._con.execute(sql.format(marts=self.schema)).fetchone()
+        return row if row is not None else ()
 
     def segments(self, table: str) -> List[str]:
         if not self.has_segments(table):
@@ -109,7 +116,7 @@ def _jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
-    if isinstance(value, float) and value != value:  # NaN
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
@@ -153,9 +160,10 @@ class Dashboard:
 
     def summary_line(self) -> str:
         notes = [s.title for s in self.sections if s.note]
+        days = f", data {self.date_min} to {self.date_max}" if self.date_min else ""
         text = (
-            f"dashboard: {self.path} ({self.size_bytes / 1e6:.1f} MB, {self.chart_count} charts"
-            f"{', data ' + self.date_min + ' to ' + self.date_max if self.date_min else ''})"
+            f"dashboard: {self.path} ({self.size_bytes / 1e6:.1f} MB, "
+            f"{self.chart_count} charts{days})"
         )
         if notes:
             text += f"; no data for: {', '.join(notes)}"
@@ -196,8 +204,7 @@ def _day_filter(column: str) -> str:
 def _window_filter(start: str, end: str) -> str:
     """A Vega expression: the half-open window [start, end) overlaps the page's date range."""
     return (
-        f"(!{DATE_FROM} || datum.{end} > {DATE_FROM}) && "
-        f"(!{DATE_TO} || datum.{start} <= {DATE_TO})"
+        f"(!{DATE_FROM} || datum.{end} > {DATE_FROM}) && (!{DATE_TO} || datum.{start} <= {DATE_TO})"
     )
 
 
@@ -306,26 +313,34 @@ def activity_section(marts: Marts, filters: Filters) -> Section:
             title=None,
             sort=alt.EncodingSortField(field="value", op="sum", order="descending"),
         )
-        cells = base.properties(name=f"{key}_cells").mark_rect().encode(
-            x=x,
-            y=y,
-            color=alt.Color(
-                "value:Q", title=None, scale=alt.Scale(scheme="blues", domainMin=0)
-            ),
-            tooltip=[
-                alt.Tooltip("user_name:N", title="rep"),
-                alt.Tooltip("week_start_date:N", title="week starting"),
-                alt.Tooltip("value:Q", title=title, format=fmt),
-                alt.Tooltip("days:Q", title="days in range"),
-            ],
+        cells = (
+            base.properties(name=f"{key}_cells")
+            .mark_rect()
+            .encode(
+                x=x,
+                y=y,
+                color=alt.Color(
+                    "value:Q", title=None, scale=alt.Scale(scheme="blues", domainMin=0)
+                ),
+                tooltip=[
+                    alt.Tooltip("user_name:N", title="rep"),
+                    alt.Tooltip("week_start_date:N", title="week starting"),
+                    alt.Tooltip("value:Q", title=title, format=fmt),
+                    alt.Tooltip("days:Q", title="days in range"),
+                ],
+            )
         )
-        labels = base.properties(name=f"{key}_labels").mark_text(fontSize=9).encode(
-            x=x,
-            y=y,
-            text=alt.Text("value:Q", format=fmt),
-            color=alt.condition(
-                "datum.value > 0.55 * datum.max_value", alt.value("white"), alt.value("#1f2d3d")
-            ),
+        labels = (
+            base.properties(name=f"{key}_labels")
+            .mark_text(fontSize=9)
+            .encode(
+                x=x,
+                y=y,
+                text=alt.Text("value:Q", format=fmt),
+                color=alt.condition(
+                    "datum.value > 0.55 * datum.max_value", alt.value("white"), alt.value("#1f2d3d")
+                ),
+            )
         )
         chart = (
             alt.layer(cells, labels)
@@ -404,7 +419,8 @@ def status_section(marts: Marts, filters: Filters) -> Section:
             .transform_calculate(
                 signed_leads="datum.direction == 'left' ? -datum.leads : datum.leads"
             )
-            .properties(name=f"{data}_bars").mark_bar()
+            .properties(name=f"{data}_bars")
+            .mark_bar()
             .encode(
                 x=x,
                 y=alt.Y("sum(signed_leads):Q", title="leads entered (+) / left (−)"),
@@ -486,8 +502,8 @@ def funnel_section(marts: Marts, filters: Filters) -> Section:
     cohorts: Dict[str, int] = {}
     for row in rows:
         if row["stage_index"] == 0:
-            cohorts[row["pipeline_name"]] = (
-                cohorts.get(row["pipeline_name"], 0) + (row["cohort_count"] or 0)
+            cohorts[row["pipeline_name"]] = cohorts.get(row["pipeline_name"], 0) + (
+                row["cohort_count"] or 0
             )
     pipelines = sorted({r["pipeline_name"] for r in rows})
     biggest = max(pipelines, key=lambda p: (cohorts.get(p, 0), p))
@@ -528,34 +544,42 @@ def funnel_section(marts: Marts, filters: Filters) -> Section:
         title="stage",
         sort=alt.EncodingSortField(field="stage_index", op="min", order="ascending"),
     )
-    cells = base.properties(name="funnel_cells").mark_rect().encode(
-        x=x,
-        y=y,
-        color=alt.Color(
-            "share_of_cohort:Q",
-            title="share of cohort",
-            scale=alt.Scale(scheme="greens", domain=[0, 1]),
-            legend=alt.Legend(format=".0%"),
-        ),
-        tooltip=[
-            alt.Tooltip("pipeline_name:N", title="pipeline"),
-            alt.Tooltip("month_label:N", title="cohort month"),
-            alt.Tooltip("status_label:N", title="stage"),
-            alt.Tooltip("stage_count:Q", title="reached the stage"),
-            alt.Tooltip("cohort_count:Q", title="cohort"),
-            alt.Tooltip("share_of_cohort:Q", title="share of cohort", format=".1%"),
-            alt.Tooltip(
-                "conversion_rate_to_next_stage:Q", title="on to the next stage", format=".1%"
+    cells = (
+        base.properties(name="funnel_cells")
+        .mark_rect()
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color(
+                "share_of_cohort:Q",
+                title="share of cohort",
+                scale=alt.Scale(scheme="greens", domain=[0, 1]),
+                legend=alt.Legend(format=".0%"),
             ),
-        ],
+            tooltip=[
+                alt.Tooltip("pipeline_name:N", title="pipeline"),
+                alt.Tooltip("month_label:N", title="cohort month"),
+                alt.Tooltip("status_label:N", title="stage"),
+                alt.Tooltip("stage_count:Q", title="reached the stage"),
+                alt.Tooltip("cohort_count:Q", title="cohort"),
+                alt.Tooltip("share_of_cohort:Q", title="share of cohort", format=".1%"),
+                alt.Tooltip(
+                    "conversion_rate_to_next_stage:Q", title="on to the next stage", format=".1%"
+                ),
+            ],
+        )
     )
-    labels = base.properties(name="funnel_labels").mark_text(fontSize=11).encode(
-        x=x,
-        y=y,
-        text="label:N",
-        color=alt.condition(
-            "datum.share_of_cohort > 0.6", alt.value("white"), alt.value("#1f2d3d")
-        ),
+    labels = (
+        base.properties(name="funnel_labels")
+        .mark_text(fontSize=11)
+        .encode(
+            x=x,
+            y=y,
+            text="label:N",
+            color=alt.condition(
+                "datum.share_of_cohort > 0.6", alt.value("white"), alt.value("#1f2d3d")
+            ),
+        )
     )
     chart = (
         alt.layer(cells, labels)
@@ -615,37 +639,43 @@ def templates_section(marts: Marts, filters: Filters) -> Section:
             sort_key="datum.is_all_emails ? 1e15 : datum.sent",
         )
         .transform_fold(["open_rate", "reply_rate"], as_=["measure", "rate"])
-        .transform_calculate(
-            measure_label="datum.measure == 'open_rate' ? 'opened' : 'replied'"
-        )
+        .transform_calculate(measure_label="datum.measure == 'open_rate' ? 'opened' : 'replied'")
     )
     y = alt.Y(
         "template_name:N",
         title=None,
         sort=alt.EncodingSortField(field="sort_key", op="max", order="descending"),
     )
-    bars = base.properties(name="template_bars").mark_bar().encode(
-        y=y,
-        yOffset=alt.YOffset("measure_label:N", sort=["opened", "replied"]),
-        x=alt.X("rate:Q", title="share of emails sent", axis=alt.Axis(format=".0%")),
-        color=alt.Color(
-            "measure_label:N",
-            title=None,
-            scale=alt.Scale(domain=["opened", "replied"], range=["#4c78a8", "#f58518"]),
-        ),
-        tooltip=[
-            alt.Tooltip("template_name:N", title="template"),
-            alt.Tooltip("sent:Q", title="sent", format=","),
-            alt.Tooltip("opened:Q", title="opened", format=","),
-            alt.Tooltip("replied:Q", title="replied", format=","),
-            alt.Tooltip("rate:Q", title="rate", format=".1%"),
-        ],
+    bars = (
+        base.properties(name="template_bars")
+        .mark_bar()
+        .encode(
+            y=y,
+            yOffset=alt.YOffset("measure_label:N", sort=["opened", "replied"]),
+            x=alt.X("rate:Q", title="share of emails sent", axis=alt.Axis(format=".0%")),
+            color=alt.Color(
+                "measure_label:N",
+                title=None,
+                scale=alt.Scale(domain=["opened", "replied"], range=["#4c78a8", "#f58518"]),
+            ),
+            tooltip=[
+                alt.Tooltip("template_name:N", title="template"),
+                alt.Tooltip("sent:Q", title="sent", format=","),
+                alt.Tooltip("opened:Q", title="opened", format=","),
+                alt.Tooltip("replied:Q", title="replied", format=","),
+                alt.Tooltip("rate:Q", title="rate", format=".1%"),
+            ],
+        )
     )
-    labels = base.properties(name="template_labels").mark_text(align="left", dx=3, fontSize=9).encode(
-        y=y,
-        yOffset=alt.YOffset("measure_label:N", sort=["opened", "replied"]),
-        x="rate:Q",
-        text=alt.Text("rate:Q", format=".1%"),
+    labels = (
+        base.properties(name="template_labels")
+        .mark_text(align="left", dx=3, fontSize=9)
+        .encode(
+            y=y,
+            yOffset=alt.YOffset("measure_label:N", sort=["opened", "replied"]),
+            x="rate:Q",
+            text=alt.Text("rate:Q", format=".1%"),
+        )
     )
     chart = (
         alt.layer(bars, labels)
@@ -706,9 +736,7 @@ def scorecard_section(marts: Marts, filters: Filters) -> Section:
     columns = [c for c in SCORECARD_COLUMNS if c[0] in available]
     segmented = marts.has_segments(table)
     order = ", ".join(
-        f"{c} desc nulls last"
-        for c in ("won_value_amount", "calls_count")
-        if c in available
+        f"{c} desc nulls last" for c in ("won_value_amount", "calls_count") if c in available
     )
     rows = marts.rows(
         f"select month_start_date, user_name{_segment_select(marts, table)}, "
@@ -793,8 +821,10 @@ def _run_ledger_sql(columns: Sequence[str]) -> Optional[str]:
     if found["failed"]:
         failed = f"sum({found['failed']})" if per_report else found["failed"]
     elif "status" in columns:
-        failed = "count(*) filter (where status = 'failed')" if per_report else (
-            "case when status = 'failed' then 1 else 0 end"
+        failed = (
+            "count(*) filter (where status = 'failed')"
+            if per_report
+            else ("case when status = 'failed' then 1 else 0 end")
         )
     else:
         failed = "0"
@@ -841,22 +871,29 @@ def runs_section(marts: Marts, filters: Filters) -> Section:
         return section
     for row in rows:
         row["run_label"] = (row["started_at"] or row["run_id"])[:16]
-    order = [r["run_label"] for r in sorted(rows, key=lambda r: (r["started_at"] or "", r["run_id"]))]
+    order = [
+        r["run_label"] for r in sorted(rows, key=lambda r: (r["started_at"] or "", r["run_id"]))
+    ]
     charts = []
-    for field_name, title, color in (
+    measures = (
         ("requests", "requests", "#4c78a8"),
         ("rate_limited", "rate-limited (429)", "#f58518"),
         ("failed", "failed reports", "#e45756"),
-    ):
+    )
+    for index, (field_name, title, color) in enumerate(measures):
+        last = index == len(measures) - 1  # one x axis, under the bottom chart
         charts.append(
             alt.Chart(alt.NamedData("pipeline_runs"))
-            .properties(name=f"runs_{field_name}_bars").mark_bar(color=color)
+            .properties(name=f"runs_{field_name}_bars")
+            .mark_bar(color=color)
             .encode(
                 x=alt.X(
                     "run_label:O",
-                    title="run started (UTC)",
+                    title="run started (UTC)" if last else None,
                     sort=list(dict.fromkeys(order)),
-                    axis=alt.Axis(labelAngle=-40, labelLimit=120),
+                    axis=alt.Axis(labelAngle=-40, labelLimit=120)
+                    if last
+                    else alt.Axis(labels=False, ticks=False),
                 ),
                 y=alt.Y(f"{field_name}:Q", title=title, axis=alt.Axis(tickMinStep=1)),
                 tooltip=[
@@ -868,21 +905,41 @@ def runs_section(marts: Marts, filters: Filters) -> Section:
                     alt.Tooltip("failed:Q", title="failed reports"),
                 ],
             )
-            .properties(width=alt.Step(24), height=90)
+            .properties(width=alt.Step(32), height=80)
         )
-    chart = alt.vconcat(*charts).properties(title="per run")
+    chart = alt.vconcat(*charts, spacing=8).properties(title="per run")
     section.charts.append(Chart("chart-runs", _spec(chart), ["pipeline_runs"]))
     return section
 
 
 SECTIONS = (
-    activity_section,
-    status_section,
-    funnel_section,
-    templates_section,
-    scorecard_section,
-    runs_section,
+    # key, title (for the note when the mart cannot be read), builder
+    ("activity", "Activity per rep per week", activity_section),
+    ("status", "Leads entering and leaving each status", status_section),
+    ("funnel", "Funnel conversion by stage", funnel_section),
+    ("templates", "Email templates: open and reply rates", templates_section),
+    ("scorecard", "Monthly rep scorecard", scorecard_section),
+    ("runs", "Pipeline health", runs_section),
 )
+
+
+def build_sections(marts: Marts, filters: Filters) -> List[Section]:
+    """Every section; one whose mart cannot be read (a column missing in an older build,
+    say) becomes a note, and the others still render."""
+    import duckdb
+
+    sections = []
+    for key, title, build in SECTIONS:
+        try:
+            sections.append(build(marts, filters))
+        except duckdb.Error as exc:
+            first_line = str(exc).splitlines()[0]
+            note = (
+                f"Could not read the marts for this section ({first_line}): rebuild them with "
+                "`close-pipeline transform`."
+            )
+            sections.append(Section(key, title, "", note=note))
+    return sections
 
 
 # ---------------------------------------------------------------- the page
@@ -901,6 +958,8 @@ MONTH_COLUMNS = (
 
 def page_filters(marts: Marts) -> Filters:
     """The segments found in the marts and the days they cover (the date inputs' range)."""
+    import duckdb
+
     segments: set[str] = set()
     for table in (
         "fct_user_activity_daily",
@@ -920,9 +979,10 @@ def page_filters(marts: Marts) -> Filters:
         for table, low, high in group:
             if marts.columns(table) is None:
                 continue
-            low_day, high_day = marts._con.execute(
-                f"select {low}, {high} from {marts.schema}.{table}"
-            ).fetchone() or (None, None)
+            try:
+                low_day, high_day = marts.first_row(f"select {low}, {high} from {{marts}}.{table}")
+            except duckdb.Error:  # an older mart without the column: its section says so
+                continue
             if low_day is not None:
                 first.append(low_day)
                 last.append(high_day)
@@ -948,14 +1008,14 @@ def vega_bundle() -> tuple[str, str]:
 
     wanted = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
     version = wanted if wanted in vl_convert.get_vegalite_versions() else None
-    bundle = vl_convert.javascript_bundle(vl_version=version)
+    bundle = vl_convert.javascript_bundle(vl_version=version)  # type: ignore[call-arg]
     if re.search(r"</script|<!--", bundle, re.IGNORECASE):
         raise RuntimeError("The Vega bundle contains '</script' or '<!--': cannot inline it.")
     return bundle, version or vl_convert.get_vegalite_versions()[-1]
 
 
 def _asset(name: str) -> str:
-    return (resources.files("close_reports") / "dashboard_assets" / name).read_text("utf-8")
+    return (resources.files("close_reports") / name).read_text("utf-8")
 
 
 def render_page(
@@ -970,7 +1030,7 @@ def render_page(
         {"id": c.id, "spec": c.spec, "datasets": c.datasets} for s in sections for c in s.charts
     ]
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    template = environment.from_string(_asset("page.html.j2"))
+    template = environment.from_string(_asset("dashboard.html.j2"))
     return template.render(
         sections=sections,
         filters=filters,
@@ -1010,7 +1070,7 @@ def write_dashboard(
     marts = Marts(path, schema)
     try:
         filters = page_filters(marts)
-        sections = [build(marts, filters) for build in SECTIONS]
+        sections = build_sections(marts, filters)
     finally:
         marts.close()
     page = render_page(
@@ -1069,7 +1129,7 @@ def command(args: argparse.Namespace) -> int:
     except Exception as exc:
         message, status = explain(exc)
         print(f"close-pipeline dashboard failed: {' '.join(message.split())}", file=sys.stderr)
-        return status
+        return int(status)
     print(dashboard.summary_line())
-    print(f"open it: file://{dashboard.path}")
+    print(f"open it: {dashboard.path.as_uri()}")
     return 0

@@ -6,7 +6,7 @@ recorded; anything but ``file:`` and ``data:`` is aborted, so a page that needs 
 fails its test instead of quietly loading a CDN.
 
 ``python -m tests.dashboard.browser close-dashboard.html docs/dashboard.png`` takes the
-README's screenshot.
+README's screenshot (the whole page; a third argument ``900`` takes the top 900 px only).
 """
 
 from __future__ import annotations
@@ -98,20 +98,22 @@ def chromium() -> Iterator[Any]:
     assert CHROMIUM.exists(), (
         f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver (.ci/run does)"
     )
-    with tempfile.TemporaryDirectory(prefix="close-chromium-") as profile:
-        with sync_playwright() as playwright:
-            context = playwright.chromium.launch_persistent_context(
-                profile,
-                executable_path=str(CHROMIUM),
-                args=FLAGS,
-                headless=True,
-                viewport=VIEWPORT,
-                offline=True,
-            )
-            try:
-                yield context
-            finally:
-                context.close()
+    with (
+        tempfile.TemporaryDirectory(prefix="close-chromium-") as profile,
+        sync_playwright() as playwright,
+    ):
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=str(CHROMIUM),
+            args=FLAGS,
+            headless=True,
+            viewport=VIEWPORT,
+            offline=True,
+        )
+        try:
+            yield context
+        finally:
+            context.close()
 
 
 @contextmanager
@@ -176,9 +178,13 @@ def png_colours(context: Any, png: bytes) -> Dict[str, int]:
 
 
 if __name__ == "__main__":
+    # python -m tests.dashboard.browser PAGE.html SHOT.png [HEIGHT | full]
     html_file, png_file = Path(sys.argv[1]), Path(sys.argv[2])
-    VIEWPORT["height"] = int(sys.argv[3]) if len(sys.argv) > 3 else 1500
+    size = sys.argv[3] if len(sys.argv) > 3 else "full"
+    if size != "full":
+        VIEWPORT["height"] = int(size)
     with chromium() as browser, visit(browser, html_file) as shown:
         assert not console_errors(shown), console_errors(shown)
-        picture = shown.page.screenshot(path=str(png_file))
+        assert not shown.remote_requests(), shown.remote_requests()
+        picture = shown.page.screenshot(path=str(png_file), full_page=size == "full")
         print(f"{png_file}: {len(picture):,} bytes, {png_colours(browser, picture)}")

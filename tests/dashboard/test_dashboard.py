@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Tuple
 
 import duckdb
 import pytest
-
 from close_reports.close_pipeline import main
 from close_reports.dashboard import write_dashboard
+
 from tests.dashboard.browser import console_errors, png_colours, visit
 from tests.dashboard.conftest import close_pipeline
 
@@ -114,7 +114,7 @@ def assert_scorecard(shown: Dict[Tuple[str, str], Dict[str, str]], path: Path, w
     assert len(rows) == len(shown) > 0
     for month, user, *values in rows:
         cells = shown[(month_label(month), user)]
-        for (column, kind), value in zip(SCORECARD.items(), values):
+        for (column, kind), value in zip(SCORECARD.items(), values, strict=True):
             text = cells[column]
             if value is None:
                 assert text == "–", (user, column, text)
@@ -160,9 +160,10 @@ def test_demo_dashboard_shows_the_marts(demo_duckdb: Path, tmp_path: Path, brows
     assert not re.search(r"<link\b", page, re.IGNORECASE)
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, re.IGNORECASE)
 
-    (first, last), = sql(
-        db, "select min(activity_date)::varchar, max(activity_date)::varchar "
-        "from {m}.fct_user_activity_daily"
+    ((first, last),) = sql(
+        db,
+        "select min(activity_date)::varchar, max(activity_date)::varchar "
+        "from {m}.fct_user_activity_daily",
     )
     with visit(browser, out) as seen:
         assert console_errors(seen) == []
@@ -173,7 +174,10 @@ def test_demo_dashboard_shows_the_marts(demo_duckdb: Path, tmp_path: Path, brows
         assert len(views) >= 5 and all(marks > 0 for marks in views.values()), views
 
         # every rep's name is drawn (as SVG text on the heat maps' axes), none hidden
-        reps = {name for (name,) in sql(db, "select distinct user_name from {m}.fct_user_activity_daily")}
+        reps = {
+            name
+            for (name,) in sql(db, "select distinct user_name from {m}.fct_user_activity_daily")
+        }
         assert len(reps) == 25
         for key in ACTIVITY_SQL:
             assert reps <= set(svg_texts(seen, f"#chart-activity-{key}"))
@@ -198,7 +202,8 @@ def test_demo_dashboard_shows_the_marts(demo_duckdb: Path, tmp_path: Path, brows
         assert_same_numbers(daily, expected)
         signed = seen.mark_data("chart-lead-status", "lead_status_daily_bars_marks")
         assert all(
-            d["sum_signed_leads"] == (-d["sum_leads"] if d["direction"] == "left" else d["sum_leads"])
+            d["sum_signed_leads"]
+            == (-d["sum_leads"] if d["direction"] == "left" else d["sum_leads"])
             for d in signed
         )
         monthly = {
@@ -220,10 +225,14 @@ def test_demo_dashboard_shows_the_marts(demo_duckdb: Path, tmp_path: Path, brows
         seen.settle()
         picked = seen.mark_data("chart-lead-status", "lead_status_daily_bars_marks")
         assert {d["status_label"] for d in picked} == {"Qualified"}
-        assert len(picked) == 2 * len(sql(db, "select distinct status_date from {m}.fct_lead_status_daily"))
+        assert len(picked) == 2 * len(
+            sql(db, "select distinct status_date from {m}.fct_lead_status_daily")
+        )
 
         # funnel conversion by stage, for the pipeline / cohort picked, then another pipeline
-        pipelines = [p for (p,) in sql(db, "select distinct pipeline_name from {m}.fct_funnel_stages")]
+        pipelines = [
+            p for (p,) in sql(db, "select distinct pipeline_name from {m}.fct_funnel_stages")
+        ]
         for choice in (None, sorted(pipelines)[0]):
             if choice:
                 seen.page.select_option("#chart-funnel select >> nth=0", choice)
@@ -385,7 +394,7 @@ def test_run_ledger_segments_and_missing_marts(
     assert "close_marts.fct_funnel_stages is not in" in notes["funnel"]
     assert notes["runs"] == ""
 
-    (first, last), = sql(
+    ((first, last),) = sql(
         demo_copy,
         "select min(activity_date)::varchar, max(activity_date)::varchar "
         "from {m}.fct_user_activity_daily",
@@ -408,7 +417,10 @@ def test_run_ledger_segments_and_missing_marts(
         assert "Not split by segment" in (seen.page.text_content("#status .intro") or "")
 
         # pipeline health per run = the ledger mart
-        runs = sql(demo_copy, "select run_id, requests, rate_limited, failed_reports from {m}.rpt_pipeline_runs")
+        runs = sql(
+            demo_copy,
+            "select run_id, requests, rate_limited, failed_reports from {m}.rpt_pipeline_runs",
+        )
         for column, index in (("requests", 1), ("rate_limited", 2), ("failed", 3)):
             drawn = {
                 d["run_id"]: d[column]
@@ -451,6 +463,11 @@ def test_run_ledger_per_report_is_added_up_per_run(tmp_path: Path) -> None:
             ) as t(run_id, report, segment, started_at, requests_count, rate_limited_count, status)
             """
         )
+        # an older build of a mart, without a column the dashboard reads
+        con.execute(
+            "create table close_marts.fct_sent_email_templates as "
+            "select date '2026-11-30' as window_start_date, 'All Emails' as template_name"
+        )
     out = tmp_path / "dashboard.html"
     dashboard = write_dashboard(path, out)
     data = json.loads(
@@ -464,9 +481,12 @@ def test_run_ledger_per_report_is_added_up_per_run(tmp_path: Path) -> None:
     assert runs["r1"]["requests"] == 22 and runs["r1"]["rate_limited"] == 4
     assert runs["r1"]["failed"] == 1 and runs["r1"]["started_at"] == "2026-11-30 06:00:01"
     assert runs["r2"]["requests"] == 5 and runs["r2"]["failed"] == 0
-    # every other mart is missing: a note each, nothing crashed
+    # every other mart is missing or unreadable: a note each, nothing crashed
     assert dashboard.chart_count == 1
-    assert all(s.note for s in dashboard.sections if s.key != "runs")
+    notes = {s.key: s.note for s in dashboard.sections}
+    assert all(note for key, note in notes.items() if key != "runs")
+    assert notes["templates"].startswith("Could not read the marts for this section (")
+    assert "close_marts.fct_user_activity_daily is not in ledger.duckdb" in notes["activity"]
 
 
 def test_empty_duckdb_file_gives_notes_not_a_crash(tmp_path: Path, browser: Any, capsys) -> None:
@@ -484,7 +504,9 @@ def test_empty_duckdb_file_gives_notes_not_a_crash(tmp_path: Path, browser: Any,
 
 def test_missing_duckdb_file_exits_2(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "nowhere.duckdb"
-    assert main(["dashboard", "--duckdb-path", str(missing), "--out", str(tmp_path / "x.html")]) == 2
+    assert (
+        main(["dashboard", "--duckdb-path", str(missing), "--out", str(tmp_path / "x.html")]) == 2
+    )
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("close-pipeline dashboard failed: No DuckDB file at ")
     assert "close-pipeline run --demo" in error
