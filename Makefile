@@ -17,8 +17,9 @@ $(BIN)/close-pipeline: pyproject.toml
 
 setup: $(BIN)/close-pipeline ## Create .venv and install the project with its dev tools
 
-demo: setup ## Load 90 days of the embedded demo Close org into close.duckdb and build the marts
+demo: setup ## Load 90 days of the embedded demo Close org into close.duckdb, build the marts, write close-dashboard.html
 	$(BIN)/close-pipeline run --demo
+	$(BIN)/close-pipeline dashboard --out close-dashboard.html
 
 test: setup ## Run the offline test suite (simulator, real DuckDB, real dbt)
 	$(BIN)/pytest
@@ -37,4 +38,4 @@ bench: setup ## Run the benchmarks (quick variants) and write bench/results/*.js
 	$(BIN)/python bench/load_throughput.py --quick
 
 clean: ## Remove the venv, DuckDB files and dlt/dbt working files
-	rm -rf $(VENV) *.duckdb *.duckdb.wal dbt/target dbt/logs .pytest_cache
+	rm -rf $(VENV) *.duckdb *.duckdb.wal close-dashboard.html dbt/target dbt/logs .pytest_cache

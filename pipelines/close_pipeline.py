@@ -5,6 +5,7 @@ Commands:
     load            extract + load the raw tables only
     transform       dbt build on what is loaded
     serve-demo-api  serve the embedded simulated Close org over HTTP
+    dashboard       write one self-contained HTML dashboard of the marts
 """
 
 from __future__ import annotations
@@ -188,6 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rate-limit", type=float, help="requests per second per key (429 above)")
     serve.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
     serve.add_argument("--fault-rate", type=float, default=0.0, help="fraction of failed requests")
+    from close_reports.dashboard import add_arguments as add_dashboard_arguments
+
+    add_dashboard_arguments(
+        commands.add_parser(
+            "dashboard",
+            help="write an HTML dashboard of the marts",
+            description="Write one self-contained HTML file (charts, scripts and data inline; "
+            "opens offline) from the marts in the DuckDB file.",
+            epilog="example:\n  close-pipeline dashboard --out close-dashboard.html "
+            "--duckdb-path close.duckdb\n",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     return parser
 
 
@@ -410,6 +424,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve-demo-api":
         return serve_demo_api(args)
+    if args.command == "dashboard":
+        from close_reports.dashboard import command as dashboard_command
+
+        return int(dashboard_command(args))
     summary = RunSummary(dataset=args.dataset)
     if args.destination == "duckdb":
         summary.duckdb_path = str(Path(args.duckdb_path).resolve())
