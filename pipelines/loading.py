@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 import dlt
 
 from close_reports.source.ledger import RunLog, ledger_resource
+from close_reports.source.migrate import add_segment_column
 
 
 def load_with_ledger(
@@ -34,6 +35,7 @@ def load_with_ledger(
         Whatever the extract raised (after the ledger is loaded), or the load's failure.
     """
     seconds: Dict[str, float] = {}
+    add_segment_column(pipeline)  # tables of an earlier version: segment = '_all'
     started = time.monotonic()
     options: Dict[str, Any] = {"loader_file_format": loader_file_format}
     failure: Optional[BaseException] = None
