@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, Union
 
 import httpx
@@ -31,16 +31,18 @@ from .explorer import ExplorerError, custom_fields, custom_report
 from .faults import FAULT_KINDS, RATE_WINDOW_SECONDS, FaultInjector, RateDecision, RateLimiter
 from .index import LeadFilter, warm_up
 from .metrics import METRIC_BY_KEY
-from .org import INDUSTRIES, LEAD_SOURCES, Org, epoch, generate_org, iso_utc
+from .org import INDUSTRIES, LEAD_SOURCES, Org, generate_org, iso_utc
 from .timeutil import (
     DAY,
     RELATIVE_RANGES,
+    Instant,
     TimeParseError,
     local_date,
     local_midnight,
     parse_instant,
     parse_tz_offset,
     relative_range,
+    to_epoch,
 )
 
 JSON = dict[str, Any]
@@ -92,10 +94,8 @@ class RequestRecord:
     duration_ms: float = 0.0
 
 
-Instant = Union[date, datetime, int, float, str]
-"""A moment: an aware datetime (naive = UTC), a date (its 00:00 UTC), epoch seconds, or an
-ISO 8601 string of either."""
 NowSpec = Union[Instant, Callable[[], Instant], None]
+"""``now`` of a simulator: an instant, a callable giving one per request, or None."""
 
 REFUSAL_MESSAGES: dict[int, str] = {
     400: "This request is not supported.",
@@ -111,29 +111,6 @@ REFUSAL_MESSAGES: dict[int, str] = {
 }
 """Default message of a refused endpoint, by status (Close-like; Close documents the codes,
 not these texts)."""
-
-
-def to_epoch(value: Instant) -> int:
-    """Epoch seconds (floored) of an ``Instant``.
-
-    Raises:
-        ValueError: A string that is neither a date nor an ISO 8601 datetime.
-        TypeError: Any other type.
-    """
-    if isinstance(value, bool):
-        raise TypeError(f"not an instant: {value!r}")
-    if isinstance(value, int | float):
-        return int(value // 1)
-    if isinstance(value, str):
-        text = value.strip()
-        if len(text) == 10:
-            return to_epoch(date.fromisoformat(text))
-        return to_epoch(datetime.fromisoformat(text.replace("z", "Z")))
-    if isinstance(value, datetime):
-        return epoch(value)
-    if isinstance(value, date):
-        return epoch(datetime(value.year, value.month, value.day, tzinfo=UTC))
-    raise TypeError(f"not an instant: {value!r}")
 
 
 def refusal_body(status: int, message: str) -> JSON:
@@ -378,9 +355,10 @@ class CloseSimulator:
         """
         started = time.perf_counter()
         path = request.url.path
-        if path.rstrip("/") == STATS_PATH:
+        control = path.rstrip("/").removeprefix(API_PREFIX)
+        if control == STATS_PATH:
             return _json_response(200, self.stats())
-        if path.rstrip("/") == NOW_PATH:
+        if control == NOW_PATH:
             return self._now_control(request)
         if self.latency_ms > 0:
             self.sleep(self.latency_ms / 1000.0)
