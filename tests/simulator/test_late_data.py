@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import duckdb
 import httpx
 import pytest
+
 from close_reports.simulator import (
     CloseSimulator,
     Org,
