@@ -63,9 +63,7 @@ def metric_sql(key: str, now: int | None = None) -> tuple[str, str]:
         return seen.format(col=column)
 
     reply = (
-        "has_reply"
-        if now is None
-        else f"(replied_at is not null and replied_at <= {sql_ts(now)})"
+        "has_reply" if now is None else f"(replied_at is not null and replied_at <= {sql_ts(now)})"
     )
     if key.startswith("calls."):
         prefix, agg = key.rsplit(".", 1)
