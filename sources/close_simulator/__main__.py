@@ -3,6 +3,10 @@
 Prints exactly one line once listening::
 
     Close simulator listening on http://HOST:PORT/api/v1 (org orga_…, scale S, seed N)
+
+``--horizon-days`` / ``--now`` / ``--late-wins`` give a Close whose past keeps changing
+(``POST /__simulator__/now {"now": "YYYY-MM-DD"}`` moves now); ``--refuse PREFIX=STATUS``
+makes endpoints refuse (a plan-gated report).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from types import FrameType
 from .handler import CloseSimulator
 from .org import SCALES, generate_org
 from .server import serve
+from .timeutil import to_epoch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,13 +54,66 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault-rate", type=float, default=0.0, help="fraction of requests with injected faults"
     )
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws")
+    parser.add_argument(
+        "--horizon-days",
+        type=int,
+        default=0,
+        help="days of activity generated after the anchor, visible once now reaches them",
+    )
+    parser.add_argument(
+        "--late-wins",
+        type=float,
+        default=0.0,
+        help="fraction of wins entered late with an earlier date_won (default 0)",
+    )
+    parser.add_argument(
+        "--now",
+        type=_instant,
+        default=None,
+        help="the simulator's now: YYYY-MM-DD (its 00:00 UTC) or an ISO datetime "
+        "(default: the day after the anchor, 00:00); POST /__simulator__/now moves it",
+    )
+    parser.add_argument(
+        "--refuse",
+        action="append",
+        default=None,
+        type=_refusal,
+        metavar="PREFIX=STATUS[:MESSAGE]",
+        help="answer every request under PREFIX (relative to /api/v1) with STATUS, e.g. "
+        "--refuse /report/funnel/=403 (repeatable)",
+    )
     return parser
+
+
+def _instant(text: str) -> str:
+    try:
+        to_epoch(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"not a date or ISO datetime: {text!r}") from exc
+    return text
+
+
+def _refusal(text: str) -> tuple[str, tuple[int, str] | int]:
+    prefix, sep, rest = text.partition("=")
+    status_text, colon, message = rest.partition(":")
+    if not sep or not prefix or not status_text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected PREFIX=STATUS[:MESSAGE], got {text!r}")
+    status = int(status_text)
+    if not 400 <= status <= 599:
+        raise argparse.ArgumentTypeError(f"STATUS must be 4xx or 5xx, got {status}")
+    return prefix, ((status, message) if colon and message else status)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the server until interrupted (Ctrl-C or SIGTERM)."""
     args = build_parser().parse_args(argv)
-    org = generate_org(args.seed, args.scale, args.anchor_date)
+    org = generate_org(
+        args.seed,
+        args.scale,
+        args.anchor_date,
+        horizon_days=args.horizon_days,
+        late_wins=args.late_wins,
+    )
     keys = args.api_key or ["demo"]
     simulator = CloseSimulator(
         api_keys={key: org for key in keys},
@@ -63,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         fault_rate=args.fault_rate,
         fault_seed=args.fault_seed,
+        now=args.now,
+        refuse=dict(args.refuse or []),
     )
     simulator.warm_up()
     server, thread = serve(simulator, args.host, args.port)

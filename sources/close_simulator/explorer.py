@@ -8,9 +8,15 @@ Close does not publish this endpoint's response shape, so the simulator defines 
      "series": [{"key": <group value or "_all">, "label": <display>, "count": <objects>,
                  "data": [{"x": <"YYYY-MM-DD" bucket start | number>, "y": <number | null>}]}]}
 
-Objects: lead, opportunity, call, email, sms. ``x`` is ``<object>.date_created`` (date
-buckets) or a numeric field (histogram); ``y`` is ``<object>.count``, a numeric field of the
-same object, or ``lead.count`` (distinct leads of the x object).
+Objects: lead, opportunity, call, email, sms. ``x`` is a date field (``<object>.date_created``
+or the lead custom field ``lead.custom.Renewal Date``: date buckets) or a numeric field
+(histogram); ``y`` is ``<object>.count``, a numeric field of the same object, or
+``lead.count`` (distinct leads of the x object). Lead custom fields (``lead.custom.MRR``,
+``lead.custom.Seats``, ``lead.custom.Plan``, ``lead.custom.Renewal Date``) may be empty:
+an empty value is left out of histograms, sums and averages and groups as ``_none``.
+
+As of now: only objects created before ``until`` count; grouping by status uses the status
+as of now.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from .org import (
     EMAIL_DIRECTIONS,
     INDUSTRIES,
     LEAD_SOURCES,
+    NO_VALUE,
+    PLANS,
     SMS_DIRECTIONS,
     VALUE_PERIODS,
     Org,
@@ -62,6 +70,10 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("lead.source", "Lead: Source", "choice", "lead"),
     FieldSpec("lead.industry", "Lead: Industry", "choice", "lead"),
     FieldSpec("lead.user", "Lead: Created By", "user", "lead"),
+    FieldSpec("lead.custom.MRR", "Lead: MRR", "number", "lead"),
+    FieldSpec("lead.custom.Seats", "Lead: Seats", "number", "lead"),
+    FieldSpec("lead.custom.Plan", "Lead: Plan", "choice", "lead"),
+    FieldSpec("lead.custom.Renewal Date", "Lead: Renewal Date", "date", "lead"),
     FieldSpec("opportunity.date_created", "Opportunity: Date Created", "date", "opportunity"),
     FieldSpec("opportunity.count", "Opportunity: Count", "number", "opportunity"),
     FieldSpec("opportunity.value", "Opportunity: Value", "number", "opportunity"),
@@ -90,6 +102,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("sms.user", "SMS: User", "user", "sms"),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
+CUSTOM_DATE_FIELDS = {"lead.custom.Renewal Date": "renewal_day"}
+"""Date-typed custom fields -> LeadTable column (days since 1970-01-01)."""
 
 
 class ExplorerError(ValueError):
@@ -101,7 +115,7 @@ class ExplorerError(ValueError):
 
 
 def custom_fields() -> JSON:
-    """``GET /report/custom/fields/``."""
+    """``GET /report/custom/fields/`` (built-in fields, then the lead custom fields)."""
     return {
         "fields": [
             {"name": f.name, "label": f.label, "type": f.type, "object_type": f.object_type}
@@ -115,15 +129,19 @@ def custom_fields() -> JSON:
 
 @dataclass
 class _Objects:
-    """One object type's rows sorted by creation time."""
+    """One object type's rows sorted by a date field: creation time (epoch seconds) or, for
+    a date custom field, its day at UTC midnight (``dated``: shift by the request's offset to
+    get local midnight); empty values are left out."""
 
     ts: array[int]
     rows: list[int]
     lead: Callable[[int], int]
     user: Callable[[int], int]
+    created: Callable[[int], int]
+    dated: bool = False
 
 
-def _objects(org: Org, obj: str) -> _Objects:
+def _objects(org: Org, obj: str, by: str) -> _Objects:
     def build() -> _Objects:
         if obj == "lead":
             times = org.leads.created_at
@@ -139,25 +157,42 @@ def _objects(org: Org, obj: str) -> _Objects:
             times, lead, users = org.emails.at, org.emails.lead.__getitem__, org.emails.user
         else:
             times, lead, users = org.sms.at, org.sms.lead.__getitem__, org.sms.user
-        rows = sorted(range(len(times)), key=times.__getitem__)
-        return _Objects(array("q", [times[r] for r in rows]), rows, lead, users.__getitem__)
+        created = times.__getitem__
+        if by == "created":
+            rows = sorted(range(len(times)), key=times.__getitem__)
+            keys = array("q", [times[r] for r in rows])
+            return _Objects(keys, rows, lead, users.__getitem__, created)
+        column = getattr(org.leads, CUSTOM_DATE_FIELDS[by])
+        rows = sorted(
+            (r for r in range(len(column)) if column[r] != NO_VALUE), key=column.__getitem__
+        )
+        keys = array("q", [column[r] * DAY for r in rows])
+        return _Objects(keys, rows, lead, users.__getitem__, created, dated=True)
 
-    return cached(org, f"explorer:{obj}", build)
-
-
-def _current_status(org: Org, kind: str) -> list[int]:
-    def build() -> list[int]:
-        index = status_index(org, kind)
-        size = len(org.leads if kind == "lead" else org.opportunities)
-        current = [0] * size
-        for obj, new in zip(index.obj, index.new, strict=True):
-            current[obj] = new
-        return current
-
-    return cached(org, f"explorer:current:{kind}", build)
+    return cached(org, f"explorer:{obj}:{by}", build)
 
 
-def _numeric(org: Org, name: str) -> Callable[[int], int]:
+def _current_status(org: Org, kind: str, until: int) -> list[int]:
+    """Status of every lead / opportunity as of now: its last status event before ``until``
+    (objects created later are never counted, their entry is meaningless). The last
+    ``until`` computed is cached."""
+    key = f"explorer:current:{kind}"
+    hit = org.cache.get(key)
+    if hit is not None and hit[0] == until:
+        cached_status: list[int] = hit[1]
+        return cached_status
+    index = status_index(org, kind)
+    current = [0] * len(org.leads if kind == "lead" else org.opportunities)
+    stop = bisect_left(index.ts, until)
+    for obj, new in zip(index.obj[:stop], index.new[:stop], strict=True):
+        current[obj] = new
+    with org.lock:
+        org.cache[key] = (until, current)
+    return current
+
+
+def _numeric(org: Org, name: str) -> Callable[[int], int | None]:
+    """Row -> value of a numeric field (None for an empty custom field)."""
     if name == "call.duration":
         return org.calls.duration.__getitem__
     if name == "opportunity.value":
@@ -165,18 +200,26 @@ def _numeric(org: Org, name: str) -> Callable[[int], int]:
     if name == "opportunity.annualized_value":
         opps = org.opportunities
         return lambda r: opps.value[r] * ANNUALIZE[opps.period[r]]
+    if name in ("lead.custom.MRR", "lead.custom.Seats"):
+        column = org.leads.mrr if name == "lead.custom.MRR" else org.leads.seats
+        return lambda r: None if column[r] == NO_VALUE else column[r]
     raise KeyError(name)
 
 
-def _grouper(org: Org, name: str, obj: str, objects: _Objects) -> Callable[[int], tuple[str, str]]:
-    """Row -> (series key, label) for a ``group_by`` field."""
+def _grouper(
+    org: Org, name: str, obj: str, objects: _Objects, until: int
+) -> Callable[[int], tuple[str, str]]:
+    """Row -> (series key, label) for a ``group_by`` field (statuses as of now)."""
     users = org.users
     if name in ("user", f"{obj}.user"):
         return lambda r: (users[objects.user(r)].id, users[objects.user(r)].full_name)
     if name == "lead.status":
         statuses = org.lead_statuses
-        current = _current_status(org, "lead")
+        current = _current_status(org, "lead", until)
         return lambda r: (statuses[current[r]].id, statuses[current[r]].label)
+    if name == "lead.custom.Plan":
+        plans = org.leads.plan
+        return lambda r: ("_none", "None") if plans[r] == NO_VALUE else (PLANS[plans[r]],) * 2
     if name in ("lead.source", "lead.industry"):
         column = org.leads.source if name == "lead.source" else org.leads.industry
         names = LEAD_SOURCES if name == "lead.source" else INDUSTRIES
@@ -184,7 +227,7 @@ def _grouper(org: Org, name: str, obj: str, objects: _Objects) -> Callable[[int]
     opps = org.opportunities
     if name in ("opportunity.status", "opportunity.status_type"):
         opp_statuses = org.opportunity_statuses
-        current = _current_status(org, "opportunity")
+        current = _current_status(org, "opportunity", until)
         if name == "opportunity.status":
             return lambda r: (opp_statuses[current[r]].id, opp_statuses[current[r]].label)
         return lambda r: (opp_statuses[current[r]].type, opp_statuses[current[r]].type)
@@ -217,23 +260,25 @@ def _grouper(org: Org, name: str, obj: str, objects: _Objects) -> Callable[[int]
 _CLAUSE = re.compile(r'^\s*([a-z_]+)\s*:\s*"?([^"]*)"?\s*$')
 
 
-def _query_filter(org: Org, obj: str, query: str | None) -> Callable[[int], bool] | None:
+def _query_filter(
+    org: Org, obj: str, query: str | None, until: int
+) -> Callable[[int], bool] | None:
     """A row predicate from a small search-query subset (clauses joined by ``and``)."""
     if query is None or query.strip() in ("", "*"):
         return None
     tests: list[Callable[[int], bool]] = []
-    objects = _objects(org, obj)
+    objects = _objects(org, obj, "created")
     for clause in re.split(r"\s+and\s+", query.strip()):
         match = _CLAUSE.match(clause)
         if not match:
             raise ExplorerError({"query": f"Unsupported query clause: {clause!r}"})
         name, value = match.group(1), match.group(2)
-        tests.append(_clause_test(org, obj, objects, name, value))
+        tests.append(_clause_test(org, obj, objects, name, value, until))
     return lambda r: all(test(r) for test in tests)
 
 
 def _clause_test(
-    org: Org, obj: str, objects: _Objects, name: str, value: str
+    org: Org, obj: str, objects: _Objects, name: str, value: str, until: int
 ) -> Callable[[int], bool]:
     if name == "direction" and obj in ("call", "email", "sms"):
         wanted = {"incoming": 0, "inbound": 0, "received": 0}.get(value)
@@ -269,7 +314,7 @@ def _clause_test(
         kind = CALL_TYPES.index(value)
         return lambda r: org.calls.kind[r] == kind
     if name == "status_type" and obj == "opportunity":
-        current = _current_status(org, "opportunity")
+        current = _current_status(org, "opportunity", until)
         statuses = org.opportunity_statuses
         return lambda r: statuses[current[r]].type == value
     raise ExplorerError({"query": f"Unsupported query field for {obj}: {name!r}"})
@@ -278,8 +323,15 @@ def _clause_test(
 # ---------------------------------------------------------------- the report
 
 
-def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JSON:
-    """``GET /report/custom/{org}/`` from raw query parameters.
+def custom_report(org: Org, params: dict[str, str], offset: int, now: int, until: int) -> JSON:
+    """``GET /report/custom/{org}/`` from raw query parameters, as of now.
+
+    Args:
+        org: The organization.
+        params: The query parameters.
+        offset: Seconds east of UTC (``X-TZ-Offset``): date buckets and rendering.
+        now: Default ``end`` of a date axis.
+        until: Now + 1 s: objects created at or after it do not exist yet.
 
     Raises:
         ExplorerError: Unknown fields, bad interval / transform / range, unsupported query.
@@ -292,12 +344,18 @@ def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JS
     group_by = params.get("group_by") or None
     if group_by in ("none", "null"):
         group_by = None
-    if x not in FIELD_BY_NAME or FIELD_BY_NAME[x].type not in ("date", "number"):
-        errors["x"] = f"Unknown or unsupported field: {x!r}"
-    if y not in FIELD_BY_NAME or FIELD_BY_NAME[y].type != "number":
-        errors["y"] = f"Unknown or non-numeric field: {y!r}"
+    if x not in FIELD_BY_NAME:
+        errors["x"] = f"Unknown field: {x!r}. GET /report/custom/fields/ lists the fields."
+    elif FIELD_BY_NAME[x].type not in ("date", "number"):
+        errors["x"] = f"{x!r} is a {FIELD_BY_NAME[x].type} field; x must be a date or number."
+    if y not in FIELD_BY_NAME:
+        errors["y"] = f"Unknown field: {y!r}. GET /report/custom/fields/ lists the fields."
+    elif FIELD_BY_NAME[y].type != "number":
+        errors["y"] = f"Only number fields can be used for y; {y!r} is a {FIELD_BY_NAME[y].type}."
     if transform not in TRANSFORMS:
         errors["transform_y"] = f"Must be one of {', '.join(TRANSFORMS)}."
+    if group_by is not None and group_by != "user" and group_by not in FIELD_BY_NAME:
+        errors["group_by"] = f"Unknown field: {group_by!r}."
     if errors:
         raise ExplorerError(errors)
     x_field = FIELD_BY_NAME[x]
@@ -306,15 +364,16 @@ def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JS
     if y_field.object_type != obj and y != "lead.count":
         errors["y"] = f"{y!r} is not a field of {obj} (x is {x!r})."
     if group_by is not None and group_by != "user":
-        spec = FIELD_BY_NAME.get(group_by)
-        if spec is None or spec.type not in ("choice", "user") or spec.object_type != obj:
+        spec = FIELD_BY_NAME[group_by]
+        if spec.type not in ("choice", "user") or spec.object_type != obj:
             errors["group_by"] = f"Unknown group_by field for {obj}: {group_by!r}"
     if errors:
         raise ExplorerError(errors)
 
-    objects = _objects(org, obj)
-    keep = _query_filter(org, obj, params.get("query"))
+    created_rows = _objects(org, obj, "created")
+    keep = _query_filter(org, obj, params.get("query"), until)
     if x_field.type == "date":
+        objects = created_rows if x.endswith(".date_created") else _objects(org, obj, x)
         if interval not in INTERVALS:
             raise ExplorerError({"interval": f"Must be one of {', '.join(INTERVALS)}."})
         start = _instant_param(params, "start", offset, local_midnight_of(org.date_created, offset))
@@ -327,9 +386,19 @@ def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JS
         edges = buckets(start, end, offset, interval)
         if len(edges) > MAX_BUCKETS:
             raise ExplorerError({"interval": "Too many buckets; choose a coarser interval."})
-        lo, hi = bisect_left(objects.ts, start), bisect_left(objects.ts, end)
-        rows = objects.rows[lo:hi]
-        times = objects.ts[lo:hi]
+        shift = offset if objects.dated else 0
+        if objects.dated:
+            lo, hi = bisect_left(objects.ts, start + shift), bisect_left(objects.ts, end + shift)
+        else:
+            lo, hi = bisect_left(objects.ts, start), bisect_left(objects.ts, min(end, until))
+        created = objects.created
+        pairs = [
+            (r, t - shift)
+            for r, t in zip(objects.rows[lo:hi], objects.ts[lo:hi], strict=True)
+            if created(r) < until
+        ]
+        rows = [r for r, _ in pairs]
+        times = [t for _, t in pairs]
         starts = [b[1] for b in edges]
         labels = [_bucket_label(b[0], offset, interval) for b in edges]
 
@@ -340,8 +409,9 @@ def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JS
         range_out: tuple[Any, Any] = (render_local(start, offset), render_local(end, offset))
     else:
         values = _numeric(org, x)
-        rows = list(objects.rows)
-        numbers = [values(r) for r in rows]
+        visible = created_rows.rows[: bisect_left(created_rows.ts, until)]
+        numbered = [(r, v) for r in visible if (v := values(r)) is not None]
+        numbers = [v for _, v in numbered]
         lo_n = _int_param(params.get("start"), "start")
         hi_n = _int_param(params.get("end"), "end")
         low = lo_n if lo_n is not None else (min(numbers) if numbers else 0)
@@ -354,7 +424,7 @@ def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JS
         first = (low // width) * width
         n_buckets = max(1, math.ceil((high - first) / width))
         x_out = [first + i * width for i in range(n_buckets)]
-        keep_rows = [(r, v) for r, v in zip(rows, numbers, strict=True) if low <= v < high]
+        keep_rows = [(r, v) for r, v in numbered if low <= v < high]
         rows = [r for r, _ in keep_rows]
         bucket_of = [(v - first) // width for _, v in keep_rows]
 
@@ -364,12 +434,12 @@ def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JS
         interval = str(width)
         range_out = (low, high)
 
-    y_value: Callable[[int], int] | None = None
+    y_value: Callable[[int], int | None] | None = None
     distinct_leads = y == "lead.count" and obj != "lead"
     is_count = y.endswith(".count")
     if not is_count:
         y_value = _numeric(org, y)
-    group = _grouper(org, group_by, obj, objects) if group_by else None
+    group = _grouper(org, group_by, obj, created_rows, until) if group_by else None
     n = len(x_out)
     series: dict[str, tuple[str, list[list[int]], set[int]]] = {}
     for k, r in enumerate(rows):
@@ -380,11 +450,15 @@ def custom_report(org: Org, params: dict[str, str], offset: int, now: int) -> JS
         if entry is None:
             entry = (label, [[] for _ in range(n)], set())
             series[key] = entry
-        value = 1 if y_value is None else y_value(r)
-        if distinct_leads:
-            value = objects.lead(r)
-        entry[1][position(k, r)].append(value)
         entry[2].add(r)
+        if distinct_leads:
+            value: int | None = created_rows.lead(r)
+        elif y_value is None:
+            value = 1
+        else:
+            value = y_value(r)
+        if value is not None:
+            entry[1][position(k, r)].append(value)
     if not series and group is None:
         series["_all"] = ("All", [[] for _ in range(n)], set())
 

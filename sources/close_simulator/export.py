@@ -9,6 +9,12 @@ Tables: ``organization``, ``users``, ``groups``, ``group_members``, ``saved_sear
 ``lead_statuses``, ``pipelines``, ``opportunity_statuses``, ``templates``, ``sequences``,
 ``leads``, ``lead_status_changes``, ``opportunities``, ``opportunity_status_changes``,
 ``calls``, ``emails``, ``email_opens``, ``sms``.
+
+The log holds every stored event, also those after the simulator's now (an org generated
+with ``horizon_days``): each row carries the instant it happened (``created_at``,
+``changed_at``, ``replied_at``, ``opened_at``), so the truth as of a given now is the rows at
+or before it. ``as_of=<instant>`` exports exactly that view: rows after it are left out and
+a reply after it is not there yet (``replied_at`` null, ``has_reply`` false).
 """
 
 from __future__ import annotations
@@ -29,11 +35,14 @@ from .org import (
     EMAIL_DIRECTIONS,
     INDUSTRIES,
     LEAD_SOURCES,
+    NO_VALUE,
+    PLANS,
     SEND_TYPES,
     SMS_DIRECTIONS,
     VALUE_PERIODS,
     Org,
 )
+from .timeutil import Instant, to_epoch
 
 
 def _timestamps(values: Sequence[int] | array[int], missing: int | None = None) -> pa.Array:
@@ -54,8 +63,27 @@ def _ids(make: Callable[[int], str], count: int) -> pa.Array:
     return pa.array([make(i) for i in range(count)], type=pa.string())
 
 
-def event_tables(org: Org) -> dict[str, pa.Table]:
-    """Every entity and event table of ``org`` as Arrow tables (see the module docstring)."""
+def _nullable(values: Sequence[int] | array[int]) -> pa.Array:
+    return pa.array([None if v == NO_VALUE else v for v in values], pa.int64())
+
+
+def _visible(table: pa.Table, column: str, until: int | None) -> pa.Table:
+    """Rows of ``table`` whose ``column`` (a timestamp) is before ``until`` (all if None)."""
+    if until is None:
+        return table
+    bound = pa.scalar(until * 1_000_000, pa.int64()).cast(pa.timestamp("us"))
+    return table.filter(pc.less(table[column], bound))
+
+
+def event_tables(org: Org, as_of: Instant | None = None) -> dict[str, pa.Table]:
+    """Every entity and event table of ``org`` as Arrow tables (see the module docstring).
+
+    Args:
+        org: The organization.
+        as_of: Keep only what had happened at that instant (rows at or before it; replies
+            after it removed); None = every stored event.
+    """
+    until = None if as_of is None else to_epoch(as_of) + 1
     user_ids = [u.id for u in org.users]
     lead_status_ids = [s.id for s in org.lead_statuses]
     opp_status_ids = [s.id for s in org.opportunity_statuses]
@@ -73,6 +101,10 @@ def event_tables(org: Org) -> dict[str, pa.Table]:
             "date_created": _timestamps([org.date_created]),
             "history_start": _timestamps([org.history_start]),
             "history_end": _timestamps([org.history_end]),
+            "horizon_days": [org.horizon_days],
+            "generated_until": _timestamps([org.generated_until]),
+            "late_wins": pa.array([org.late_wins], pa.float64()),
+            "as_of": _timestamps([-1 if until is None else until - 1], -1),
         }
     )
     tables["users"] = pa.table(
@@ -161,6 +193,12 @@ def event_tables(org: Org) -> dict[str, pa.Table]:
             "original_status_id": _lookup(lead_status_ids, leads.status),
             "source": _lookup(LEAD_SOURCES, leads.source),
             "industry": _lookup(INDUSTRIES, leads.industry),
+            "custom_mrr": _nullable(leads.mrr),
+            "custom_seats": _nullable(leads.seats),
+            "custom_plan": _lookup(PLANS, leads.plan),
+            "custom_renewal_date": pa.array(
+                [None if d == NO_VALUE else d for d in leads.renewal_day], pa.int32()
+            ).cast(pa.date32()),
         }
     )
     changes = org.lead_status_changes
@@ -203,6 +241,13 @@ def event_tables(org: Org) -> dict[str, pa.Table]:
             "old_status_id": _lookup(opp_status_ids, opp_changes.old),
             "new_status_id": _lookup(opp_status_ids, opp_changes.new),
             "new_status_type": _lookup(opp_types, opp_changes.new),
+            "date_won": _timestamps(
+                [
+                    e if opp_types[n] == "won" else -1
+                    for e, n in zip(opp_changes.effective, opp_changes.new, strict=True)
+                ],
+                -1,
+            ),
         }
     )
     calls = org.calls
@@ -251,11 +296,38 @@ def event_tables(org: Org) -> dict[str, pa.Table]:
             "direction": _lookup(SMS_DIRECTIONS, sms.direction),
         }
     )
+    if until is not None:
+        for name, column in (
+            ("leads", "created_at"),
+            ("lead_status_changes", "changed_at"),
+            ("opportunities", "created_at"),
+            ("opportunity_status_changes", "changed_at"),
+            ("calls", "created_at"),
+            ("emails", "created_at"),
+            ("email_opens", "opened_at"),
+            ("sms", "created_at"),
+        ):
+            tables[name] = _visible(tables[name], column, until)
+        emails_t = tables["emails"]
+        bound = pa.scalar(until * 1_000_000, pa.int64()).cast(pa.timestamp("us"))
+        later = pc.fill_null(pc.greater_equal(emails_t["replied_at"], bound), False)
+        null_ts = pa.scalar(None, pa.timestamp("us"))
+        emails_t = emails_t.set_column(
+            emails_t.schema.get_field_index("replied_at"),
+            "replied_at",
+            pc.if_else(later, null_ts, emails_t["replied_at"]),
+        )
+        emails_t = emails_t.set_column(
+            emails_t.schema.get_field_index("has_reply"),
+            "has_reply",
+            pc.and_(emails_t["has_reply"], pc.invert(later)),
+        )
+        tables["emails"] = emails_t
     return tables
 
 
-def export_events(org: Org, path: str | Path) -> dict[str, Path]:
-    """Writes every table of ``event_tables`` as ``<path>/<table>.parquet``.
+def export_events(org: Org, path: str | Path, *, as_of: Instant | None = None) -> dict[str, Path]:
+    """Writes every table of ``event_tables(org, as_of)`` as ``<path>/<table>.parquet``.
 
     Returns:
         Table name -> file written.
@@ -263,20 +335,24 @@ def export_events(org: Org, path: str | Path) -> dict[str, Path]:
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    for name, table in event_tables(org).items():
+    for name, table in event_tables(org, as_of).items():
         target = directory / f"{name}.parquet"
         pq.write_table(table, target)
         written[name] = target
     return written
 
 
-def events_to_duckdb(org: Org, con_or_path: Any, schema: str = "close_sim") -> dict[str, int]:
-    """Writes every table of ``event_tables`` into DuckDB as ``<schema>.<table>`` (replaced).
+def events_to_duckdb(
+    org: Org, con_or_path: Any, schema: str = "close_sim", *, as_of: Instant | None = None
+) -> dict[str, int]:
+    """Writes every table of ``event_tables(org, as_of)`` into DuckDB as
+    ``<schema>.<table>`` (replaced).
 
     Args:
         org: The organization.
         con_or_path: A ``duckdb`` connection, or a database file path (opened and closed).
         schema: Target schema (created if missing).
+        as_of: Only what had happened at that instant (see ``event_tables``).
 
     Returns:
         Table name -> row count.
@@ -288,7 +364,7 @@ def events_to_duckdb(org: Org, con_or_path: Any, schema: str = "close_sim") -> d
     counts: dict[str, int] = {}
     try:
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        for name, table in event_tables(org).items():
+        for name, table in event_tables(org, as_of).items():
             view = f"__close_sim_{name}"
             con.register(view, table)
             try:

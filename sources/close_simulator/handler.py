@@ -1,10 +1,12 @@
 """``CloseSimulator``: routes an ``httpx.Request`` to a report and answers like Close.
 
 It authenticates (HTTP Basic, API key as user name, empty password), applies the knobs
-(latency, rate limit, faults), validates parameters with Close's error shapes, computes the
-report from the organization's events (``reports`` / ``explorer``), and records every request
-in ``request_log`` and the counters of ``stats()``. The same object serves in-process
-(``transport()``, an ``httpx.MockTransport``) and over real HTTP (``server.serve``).
+(latency, rate limit, refused endpoints, faults), validates parameters with Close's error
+shapes, computes the report from the organization's events as of the simulator's now
+(``reports`` / ``explorer``), answers JSON or, where Close documents it, CSV, and records
+every request in ``request_log`` and the counters of ``stats()``. The same object serves
+in-process (``transport()``, an ``httpx.MockTransport``) and over real HTTP
+(``server.serve``).
 """
 
 from __future__ import annotations
@@ -19,30 +21,34 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Union
 
 import httpx
 
 from . import reports, resources
+from .csvout import CSV_MEDIA_TYPE, CSV_RENDERERS, wants_csv
 from .explorer import ExplorerError, custom_fields, custom_report
 from .faults import FAULT_KINDS, RATE_WINDOW_SECONDS, FaultInjector, RateDecision, RateLimiter
 from .index import LeadFilter, warm_up
 from .metrics import METRIC_BY_KEY
-from .org import INDUSTRIES, LEAD_SOURCES, Org, generate_org
+from .org import INDUSTRIES, LEAD_SOURCES, Org, generate_org, iso_utc
 from .timeutil import (
     DAY,
     RELATIVE_RANGES,
+    Instant,
     TimeParseError,
     local_date,
     local_midnight,
     parse_instant,
     parse_tz_offset,
     relative_range,
+    to_epoch,
 )
 
 JSON = dict[str, Any]
 API_PREFIX = "/api/v1"
 STATS_PATH = "/__simulator__/stats"
+NOW_PATH = "/__simulator__/now"
 DEFAULT_BASE_URL = "https://api.close.com/api/v1"
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 100
@@ -88,6 +94,51 @@ class RequestRecord:
     duration_ms: float = 0.0
 
 
+NowSpec = Union[Instant, Callable[[], Instant], None]
+"""``now`` of a simulator: an instant, a callable giving one per request, or None."""
+
+REFUSAL_MESSAGES: dict[int, str] = {
+    400: "This request is not supported.",
+    401: "Unauthorized",
+    402: "Your plan's limit has been reached for this feature. Upgrade your plan to continue.",
+    403: "This report is not available on your plan.",
+    404: "The requested URL was not found on the server.",
+    405: "Method not allowed.",
+    429: "API call count exceeded for this 1 second window",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+"""Default message of a refused endpoint, by status (Close-like; Close documents the codes,
+not these texts)."""
+
+
+def refusal_body(status: int, message: str) -> JSON:
+    """Close's error body for a refused request (validation shape for 400)."""
+    if status == 400:
+        return {"errors": [message], "field-errors": {}}
+    return {"error": message}
+
+
+def _refusals(refuse: Mapping[str, Any] | None) -> dict[str, tuple[int, str]]:
+    """Normalizes ``{path prefix: status | (status, message)}`` (prefixes relative to
+    ``/api/v1``; a leading ``/api/v1`` is accepted)."""
+    result: dict[str, tuple[int, str]] = {}
+    for raw_prefix, spec in (refuse or {}).items():
+        prefix = "/" + str(raw_prefix).strip().lstrip("/")
+        if prefix.startswith(API_PREFIX + "/"):
+            prefix = prefix[len(API_PREFIX) :]
+        if isinstance(spec, tuple | list):
+            status, message = int(spec[0]), str(spec[1])
+        else:
+            status = int(spec)
+            message = REFUSAL_MESSAGES.get(status, "Request refused.")
+        if not 400 <= status <= 599:
+            raise ValueError(f"refuse: {raw_prefix!r} must map to a 4xx/5xx status, got {status}")
+        result[prefix] = (status, message)
+    return result
+
+
 @dataclass
 class _Context:
     org: Org
@@ -96,6 +147,10 @@ class _Context:
     params: dict[str, str]
     body: Any
     match: re.Match[str]
+    now: int
+    """Default end of ranges ("now" in the request's zone)."""
+    until: int
+    """Exclusive bound of the visible events (now + 1 s)."""
 
 
 Route = tuple[str, re.Pattern[str], str, Callable[["CloseSimulator", _Context], JSON]]
@@ -122,6 +177,14 @@ class CloseSimulator:
         clock: Monotonic seconds for the rate limiter.
         sleep: Used for latency; inject a fake one in tests.
         wall_clock: Timestamps of ``request_log`` records.
+        now: The simulator's "now" (see ``advance_to``): an instant, or a callable giving
+            one per request (e.g. ``time.time``). ``None`` (default): the start of the day
+            after each organization's anchor, as before; events after it are invisible.
+        refuse: ``{path prefix: status}`` or ``{path prefix: (status, message)}``: requests
+            under a prefix (relative to ``/api/v1``, e.g. ``"/report/funnel/"``) are answered
+            with that status and a Close-like error body after authentication and the rate
+            limit (e.g. ``403`` "This report is not available on your plan."). The longest
+            matching prefix wins; ``simulator.refuse`` may be edited between requests.
     """
 
     def __init__(
@@ -137,6 +200,8 @@ class CloseSimulator:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
+        now: NowSpec = None,
+        refuse: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(org, Mapping):
             if api_keys is not None:
@@ -153,6 +218,10 @@ class CloseSimulator:
         self.sleep = sleep
         self.wall_clock = wall_clock
         self.request_log: list[RequestRecord] = []
+        self.refuse: dict[str, tuple[int, str]] = _refusals(refuse)
+        self._now_spec: NowSpec = None
+        if now is not None:
+            self.advance_to(now)
         self._lock = threading.Lock()
         self._counters: Counter[str] = Counter()
         self._by_status: Counter[str] = Counter()
@@ -174,6 +243,50 @@ class CloseSimulator:
         for org in self.api_keys.values():
             seen.setdefault(org.id, org)
         return list(seen.values())
+
+    # ------------------------------------------------------------ the clock
+
+    @property
+    def now(self) -> int | None:
+        """The current now (epoch seconds), or None for the default (the start of the day
+        after each organization's anchor)."""
+        spec = self._now_spec
+        if spec is None:
+            return None
+        return to_epoch(spec() if callable(spec) else spec)
+
+    def advance_to(self, when: NowSpec) -> int | None:
+        """Sets now: a date (its 00:00 UTC: the days before it are complete), a datetime
+        (naive = UTC), epoch seconds, an ISO string, a callable returning one of those per
+        request, or None (back to the default). Every report then answers as of that
+        instant: only events at or before it count. Moving back in time is allowed.
+
+        Returns:
+            The new now (epoch seconds), or None.
+        """
+        if when is not None and not callable(when):
+            to_epoch(when)  # validate now, not at the next request
+        self._now_spec = when
+        return self.now
+
+    def advance(self, days: float = 0, hours: float = 0, seconds: float = 0) -> int:
+        """Moves now forward (from the default now of the first organization when unset).
+
+        Returns:
+            The new now (epoch seconds).
+        """
+        current = self.now
+        if current is None:
+            current = self.org.history_end
+        target = current + int(days * 86_400 + hours * 3_600 + seconds)
+        self._now_spec = target
+        return target
+
+    def until(self, org: Org) -> int:
+        """Exclusive bound of ``org``'s visible events: now + 1 s (default: the end of its
+        history, ``history_end``)."""
+        now = self.now
+        return org.history_end if now is None else now + 1
 
     def warm_up(self) -> None:
         """Builds every organization's report indexes now (first requests are then fast)."""
@@ -210,6 +323,7 @@ class CloseSimulator:
                 "requests": self._counters["requests"],
                 "by_status": dict(sorted(self._by_status.items())),
                 "rate_limited": self._counters["rate_limited"],
+                "refused": self._counters["refused"],
                 "faults_injected": self._counters["faults"],
                 "faults_by_kind": dict(sorted(self._by_fault.items())),
                 "dropped": self._by_fault["drop"],
@@ -241,8 +355,11 @@ class CloseSimulator:
         """
         started = time.perf_counter()
         path = request.url.path
-        if path.rstrip("/") == STATS_PATH:
+        control = path.rstrip("/").removeprefix(API_PREFIX)
+        if control == STATS_PATH:
             return _json_response(200, self.stats())
+        if control == NOW_PATH:
+            return self._now_control(request)
         if self.latency_ms > 0:
             self.sleep(self.latency_ms / 1000.0)
         params = {k: v for k, v in request.url.params.multi_items()}
@@ -281,6 +398,12 @@ class CloseSimulator:
                 decision = self.rate_limiter.check(key, org.id)
                 if not decision.allowed:
                     raise ApiError(429, _rate_limit_body(decision))
+            refusal = self._refusal(path)
+            if refusal is not None:
+                endpoint = self._endpoint_name(method, path)
+                with self._lock:
+                    self._counters["refused"] += 1
+                raise ApiError(refusal[0], refusal_body(*refusal))
             fault = self.faults.draw()
             if fault == "drop":
                 raise DroppedConnection()
@@ -301,20 +424,37 @@ class CloseSimulator:
                 offset = parse_tz_offset(request.headers.get("x-tz-offset"))
             except TimeParseError as exc:
                 raise validation_error({}, [str(exc)]) from exc
-            payload = fn(self, _Context(org, key, offset, params, body, match))
-            response = _json_response(200, payload)
+            now = self.now
+            ctx = _Context(
+                org,
+                key,
+                offset,
+                params,
+                body,
+                match,
+                now=_default_now(org, offset) if now is None else now,
+                until=org.history_end if now is None else now + 1,
+            )
+            payload = fn(self, ctx)
+            renderer = CSV_RENDERERS.get(endpoint)
+            if renderer is not None and wants_csv(request.headers.get("accept")):
+                response = httpx.Response(
+                    200, content=renderer(payload, org), headers={"content-type": CSV_MEDIA_TYPE}
+                )
+            else:
+                response = _json_response(200, payload)
             if fault == "truncate":
                 cut = max(1, len(response.content) // 2)
                 response = httpx.Response(
                     200,
                     content=response.content[:cut],
-                    headers={"content-type": "application/json"},
+                    headers={"content-type": response.headers["content-type"]},
                 )
         except ApiError as exc:
             response = _json_response(exc.status, exc.body)
             if exc.status == 429:
-                assert decision is not None
-                response.headers["Retry-After"] = str(decision.retry_after)
+                retry = decision.retry_after if decision is not None else 1
+                response.headers["Retry-After"] = str(retry)
         except DroppedConnection:
             self._record(record, 0, endpoint, fault, started)
             raise
@@ -346,6 +486,47 @@ class CloseSimulator:
             if fault is not None:
                 self._counters["faults"] += 1
                 self._by_fault[fault] += 1
+
+    def _refusal(self, path: str) -> tuple[int, str] | None:
+        if not self.refuse or not path.startswith(API_PREFIX + "/"):
+            return None
+        local = path[len(API_PREFIX) :]
+        best: str | None = None
+        for prefix in self.refuse:
+            if local.startswith(prefix) and (best is None or len(prefix) > len(best)):
+                best = prefix
+        return None if best is None else self.refuse[best]
+
+    def _endpoint_name(self, method: str, path: str) -> str:
+        try:
+            return self._resolve(method, path)[0]
+        except ApiError:
+            return "unknown"
+
+    def _now_control(self, request: httpx.Request) -> httpx.Response:
+        """``GET /__simulator__/now`` reads now, ``POST`` ``{"now": <instant> | null}`` sets
+        it (no auth, not counted): for a simulator running as a separate process."""
+        if request.method.upper() == "POST":
+            try:
+                body = json.loads(request.content or b"{}")
+                self.advance_to(body.get("now") if isinstance(body, dict) else None)
+            except (ValueError, TypeError, AttributeError) as exc:
+                return _json_response(400, {"error": f"Invalid now: {exc}"})
+        now = self.now
+        return _json_response(
+            200,
+            {
+                "now": None if now is None else iso_utc(now),
+                "now_epoch": now,
+                "orgs": {
+                    o.id: {
+                        "until": iso_utc(self.until(o)),
+                        "generated_until": iso_utc(o.generated_until),
+                    }
+                    for o in self.orgs
+                },
+            },
+        )
 
     @staticmethod
     def _resolve(
@@ -463,6 +644,7 @@ class CloseSimulator:
             start=window[0],
             end=window[1],
             offset=ctx.offset,
+            until=ctx.until,
             users=sorted(users) if users is not None else None,
             lead_filter=lead_filter,
             saved_search_id=saved_search_id,
@@ -480,7 +662,7 @@ class CloseSimulator:
                 errors["user_id"] = "User not found."
         if errors:
             raise validation_error(errors, _messages(errors))
-        return reports.sent_emails_report(ctx.org, start=start, end=end, user=user)
+        return reports.sent_emails_report(ctx.org, start=start, end=end, until=ctx.until, user=user)
 
     def _lead_status_report(self, ctx: _Context) -> JSON:
         return self._status_report(ctx, "lead")
@@ -521,6 +703,7 @@ class CloseSimulator:
             start=start,
             end=end,
             offset=ctx.offset,
+            until=ctx.until,
             lead_filter=lead_filter,
             user=user,
         )
@@ -574,6 +757,7 @@ class CloseSimulator:
             cohort_type=str(cohort_type),
             report_range=report,
             cohort_range=cohort,
+            until=ctx.until,
             users=users,
             lead_filter=lead_filter,
         )
@@ -584,7 +768,7 @@ class CloseSimulator:
     def _custom(self, ctx: _Context) -> JSON:
         _check_org(ctx)
         try:
-            return custom_report(ctx.org, ctx.params, ctx.offset, _now(ctx.org, ctx.offset))
+            return custom_report(ctx.org, ctx.params, ctx.offset, ctx.now, ctx.until)
         except ExplorerError as exc:
             raise validation_error(exc.field_errors, _messages(exc.field_errors)) from exc
 
@@ -748,8 +932,9 @@ def _select_fields(item: JSON, params: Mapping[str, str]) -> JSON:
     return {k: item[k] for k in wanted if k in item}
 
 
-def _now(org: Org, offset: int) -> int:
-    """The simulator's "now": local midnight after the last day of history."""
+def _default_now(org: Org, offset: int) -> int:
+    """The default "now": local midnight (in the request's zone) after the last day of
+    history."""
     return local_midnight(org.anchor_date + timedelta(days=1), offset)
 
 
@@ -781,7 +966,7 @@ def _range(
         if name not in RELATIVE_RANGES:
             errors[relative] = "Must be one of: " + ", ".join(RELATIVE_RANGES) + "."
             return None
-        today = _now(ctx.org, ctx.offset)
+        today = ctx.now
         return relative_range(
             name, local_date(today, ctx.offset), ctx.offset, _first_day(ctx.org, ctx.offset)
         )
@@ -805,7 +990,7 @@ def _date_params(ctx: _Context, errors: dict[str, str]) -> tuple[int, int]:
     """``date_start`` / ``date_end`` (dates = local midnight; end exclusive). Missing start =
     the organization's creation, missing end = now."""
     start = local_midnight(_first_day(ctx.org, ctx.offset), ctx.offset)
-    end = _now(ctx.org, ctx.offset)
+    end = ctx.now
     for name in ("date_start", "date_end"):
         raw = ctx.params.get(name)
         if not raw:

@@ -7,13 +7,21 @@
   with per-status sorted entry / exit times: the number of objects in a status at any
   instant is two bisections; a window's events are a contiguous slice.
 * ``FunnelIndex`` — per pipeline, its opportunities by creation time with their status paths.
-* ``SentEmailIndex`` — sent emails by time with template, opened and replied flags.
+* ``SentEmailIndex`` — sent emails by time with template, first-open and reply times.
 
 Filters (a Smart View, a lead field, an opportunity user) give separate, cached indexes.
+
+As of now: indexes hold every stored event, including those after the simulator's now;
+reports clip every window at ``until`` (now + 1 s, exclusive). Two kinds of events are
+counted at one instant but become true at a later one: a sent email's reply (it moves the
+email from an ``…noreply`` atom to its ``…reply`` atom) and a win entered late (counted on
+its ``date_won``). ``LateEvents`` keeps them sorted by the instant they become true, and
+``LateEvents.pending(until)`` gives the corrections for one ``until`` (cached).
 """
 
 from __future__ import annotations
 
+import threading
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable
@@ -40,6 +48,8 @@ _OPP_CREATED_FOR = ATOM["opportunity.created_for"]
 _WON = ATOM["opportunity.won.one_time"]
 _LOST = ATOM["opportunity.lost.one_time"]
 _NO_TIME = 1 << 62
+NO_TIME = _NO_TIME
+"""Stands for "never" in time columns (e.g. an email never opened)."""
 
 
 def cached(org: Org, key: str, build: Callable[[], T]) -> T:
@@ -103,6 +113,8 @@ class Series:
 
     def count_sum(self, start: int, end: int) -> tuple[int, int]:
         """Number of events and sum of values in ``[start, end)``."""
+        if end <= start:
+            return 0, 0
         ts = self.ts
         i = bisect_left(ts, start)
         j = bisect_left(ts, end)
@@ -111,6 +123,8 @@ class Series:
 
     def count(self, start: int, end: int) -> int:
         """Number of events in ``[start, end)``."""
+        if end <= start:
+            return 0
         return bisect_left(self.ts, end) - bisect_left(self.ts, start)
 
 
@@ -132,6 +146,113 @@ def _series(ts: list[int], values: list[int] | None) -> Series:
     return Series(array("q", [p[0] for p in pairs]), cum)
 
 
+class Pending:
+    """Corrections for one ``until``: per atom, the events an ``ActivityIndex`` counts that
+    are not true yet (``minus``) and where they count instead meanwhile (``plus``), each as
+    org-wide and per-user series over the instant they are counted at."""
+
+    __slots__ = ("minus_org", "minus_user", "plus_org", "plus_user")
+
+    def __init__(self) -> None:
+        self.minus_org: dict[int, Series] = {}
+        self.minus_user: dict[int, dict[int, Series]] = {}
+        self.plus_org: dict[int, Series] = {}
+        self.plus_user: dict[int, dict[int, Series]] = {}
+
+    def adjust(
+        self,
+        atoms: list[int],
+        users: list[int] | None,
+        start: int,
+        end: int,
+        counts: list[int],
+        sums: list[int],
+    ) -> None:
+        """Applies the corrections of ``atoms`` over ``[start, end)`` to ``counts`` / ``sums``
+        (org-wide when ``users`` is None, else summed over those users)."""
+        for sign, org_side, user_side in (
+            (-1, self.minus_org, self.minus_user),
+            (1, self.plus_org, self.plus_user),
+        ):
+            for atom in atoms:
+                if users is None:
+                    series = org_side.get(atom)
+                    if series is None:
+                        continue
+                    c, v = series.count_sum(start, end)
+                else:
+                    per_user = user_side.get(atom)
+                    if per_user is None:
+                        continue
+                    c = v = 0
+                    for u in users:
+                        one = per_user.get(u)
+                        if one is not None:
+                            dc, dv = one.count_sum(start, end)
+                            c += dc
+                            v += dv
+                counts[atom] += sign * c
+                sums[atom] += sign * v
+
+
+class LateEvents:
+    """Events counted under atom ``src`` at instant ``at`` that are only true from ``due``
+    on; until then they count under ``dst`` (``-1`` = nowhere)."""
+
+    _KEEP = 8
+
+    def __init__(self, rows: list[tuple[int, int, int, int, int, int]]) -> None:
+        rows.sort()
+        self.due = array("q", [r[0] for r in rows])
+        self.at = array("q", [r[1] for r in rows])
+        self.src = array("i", [r[2] for r in rows])
+        self.dst = array("i", [r[3] for r in rows])
+        self.user = array("i", [r[4] for r in rows])
+        self.value = array("q", [r[5] for r in rows])
+        self._cache: dict[int, Pending | None] = {}
+        self._lock = threading.Lock()
+
+    def pending(self, until: int) -> Pending | None:
+        """Corrections for events counted before ``until`` but due at or after it."""
+        first = bisect_left(self.due, until)
+        if first == len(self.due):
+            return None
+        with self._lock:
+            if until in self._cache:
+                return self._cache[until]
+        groups: dict[tuple[int, int, int], tuple[list[int], list[int]]] = {}
+        for k in range(first, len(self.due)):
+            at = self.at[k]
+            if at >= until:
+                continue
+            value = self.value[k]
+            for side, atom in ((0, self.src[k]), (1, self.dst[k])):
+                if atom < 0:
+                    continue
+                for who in (-1, self.user[k]):
+                    entry = groups.get((side, atom, who))
+                    if entry is None:
+                        entry = ([], [])
+                        groups[(side, atom, who)] = entry
+                    entry[0].append(at)
+                    entry[1].append(value)
+        result: Pending | None = None
+        if groups:
+            result = Pending()
+            for (side, atom, who), (times, values) in groups.items():
+                series = _series(times, values)
+                if who < 0:
+                    (result.minus_org if side == 0 else result.plus_org)[atom] = series
+                else:
+                    target = result.minus_user if side == 0 else result.plus_user
+                    target.setdefault(atom, {})[who] = series
+        with self._lock:
+            if len(self._cache) >= self._KEEP:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[until] = result
+        return result
+
+
 _VALUED = frozenset(
     [ATOM[a] for a in ATOMS if a.startswith(("call.", "opportunity."))]
 )  # atoms whose value is meaningful
@@ -139,7 +260,8 @@ _VALUED = frozenset(
 
 class ActivityIndex:
     """Atom series org-wide (``org[atom]``) and per user (``user[atom][user]``), plus every
-    event of a user regardless of atom (``any[user]``) for "had activity" checks."""
+    event of a user regardless of atom (``any[user]``) for "had activity" checks, and the
+    ``late`` events (replies, late-entered wins) whose atom depends on now."""
 
     def __init__(self, org: Org, lead_mask: bytearray | None = None) -> None:
         n_users = len(org.users)
@@ -160,6 +282,8 @@ class ActivityIndex:
             if at < first_ts[lead]:
                 first_ts[lead] = at
                 first_user[lead] = user
+
+        late: list[tuple[int, int, int, int, int, int]] = []
 
         calls = org.calls
         for lead, user, at, direction, kind, duration in zip(
@@ -198,7 +322,12 @@ class ActivityIndex:
             if mask is not None and not mask[lead]:
                 continue
             if direction:
-                add(_SENT + 2 * (send_type - 1) + (0 if replied >= 0 else 1), user, at, 0)
+                atom = _SENT + 2 * (send_type - 1)
+                if replied >= 0:
+                    add(atom, user, at, 0)
+                    late.append((replied, at, atom, atom + 1, user, 0))
+                else:
+                    add(atom + 1, user, at, 0)
                 contact(lead, user, at)
                 opened = first_open[k]
                 if opened != _NO_TIME:
@@ -244,14 +373,19 @@ class ActivityIndex:
 
         types = [s.type for s in org.opportunity_statuses]
         changes = org.opportunity_status_changes
-        for opp, at, new in zip(changes.obj, changes.at, changes.new, strict=True):
+        for opp, at, new, effective in zip(
+            changes.obj, changes.at, changes.new, changes.effective, strict=True
+        ):
             kind = types[new]
             if kind == "active":
                 continue
             if mask is not None and not mask[opps.lead[opp]]:
                 continue
-            base = _WON if kind == "won" else _LOST
-            add(base + opps.period[opp], opps.user[opp], at, opps.value[opp])
+            atom = (_WON if kind == "won" else _LOST) + opps.period[opp]
+            add(atom, opps.user[opp], effective, opps.value[opp])
+            if effective < at:
+                late.append((at, effective, atom, -1, opps.user[opp], opps.value[opp]))
+        self.late = LateEvents(late)
 
         self.user: list[list[Series]] = []
         self.org: list[Series] = []
@@ -417,20 +551,24 @@ def funnel_index(org: Org) -> FunnelIndex:
 
 
 class SentEmailIndex:
-    """Sent emails sorted by time: user, template (-1 none), ever opened, ever replied."""
+    """Sent emails sorted by time: user, template (-1 none), first open (``NO_TIME`` =
+    never) and reply time (``NO_TIME`` = no reply), so "opened / replied as of now" is one
+    comparison per email."""
 
     def __init__(self, org: Org) -> None:
         emails = org.emails
-        opened = bytearray(len(emails))
-        for email in org.email_opens.email:
-            opened[email] = 1
+        first_open = array("q", [_NO_TIME]) * len(emails)
+        for email, at in zip(org.email_opens.email, org.email_opens.at, strict=True):
+            if at < first_open[email]:
+                first_open[email] = at
         rows = [k for k, d in enumerate(emails.direction) if d]
         rows.sort(key=emails.at.__getitem__)
         self.ts = array("q", [emails.at[k] for k in rows])
         self.user = array("i", [emails.user[k] for k in rows])
         self.template = array("i", [emails.template[k] for k in rows])
-        self.opened = bytes(opened[k] for k in rows)
-        self.replied = bytes(1 if emails.replied_at[k] >= 0 else 0 for k in rows)
+        self.opened_at = array("q", [first_open[k] for k in rows])
+        replied = emails.replied_at
+        self.replied_at = array("q", [replied[k] if replied[k] >= 0 else _NO_TIME for k in rows])
 
     def window(self, start: int, end: int) -> range:
         """Positions of the emails sent in ``[start, end)``."""

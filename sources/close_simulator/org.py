@@ -9,9 +9,16 @@ references are integer positions (``user`` = index into ``Org.users``, ``status`
 ``Org.lead_statuses`` / ``Org.opportunity_statuses``, ``-1`` = none). Public ids (``user_…``,
 ``stat_…``, ``lead_…``) are derived from those positions.
 
-``generate_org(seed, scale, anchor_date)`` is deterministic: the same arguments give an
-identical organization. The ``add_*`` methods mutate the history (late edits for lookback
-tests); each bumps ``Org.version`` so cached report indexes are rebuilt.
+``generate_org(seed, scale, anchor_date, horizon_days=0, late_wins=0.0)`` is deterministic:
+the same arguments give an identical organization. With ``horizon_days`` the generator keeps
+going past the anchor: those events are stored but stay invisible until the simulator's
+"now" reaches them (every random draw is made whether or not its event is kept, so an org
+with a horizon, seen at the default now, has exactly the events of the org without one).
+The ``add_*`` methods mutate the history (late edits for lookback tests); each bumps
+``Org.version`` so cached report indexes are rebuilt.
+
+Delays (all documented in ``docs/simulator.md``): ``reply_delay`` / ``first_open_delay`` /
+``reopen_delay`` (long-tailed mixtures) and ``stage_delay_days`` (opportunity stage moves).
 """
 
 from __future__ import annotations
@@ -43,8 +50,13 @@ ANNUALIZE = (1, 12, 1)
 """Multiplier from ``value`` to annualized value, by value period index."""
 LEAD_SOURCES = ("Website", "Referral", "Outbound", "Event", "Partner")
 INDUSTRIES = ("SaaS", "Retail", "Healthcare", "Finance", "Manufacturing")
+PLANS = ("Free", "Starter", "Growth", "Enterprise")
+"""Choices of the lead custom field ``Plan`` (``lead.custom.Plan``)."""
+NO_VALUE = -1
+"""Stored for an empty custom field (``mrr``, ``seats``, ``plan``, ``renewal_day``)."""
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_EPOCH_DAY = date(1970, 1, 1)
 
 
 def epoch(moment: datetime) -> int:
@@ -218,24 +230,34 @@ class _Table:
 
 @dataclass
 class LeadTable(_Table):
-    """Leads: creation time, creator (user index), original status (lead status index)."""
+    """Leads: creation time, creator (user index), original status (lead status index), and
+    the custom fields ``MRR`` (whole currency units), ``Seats``, ``Plan`` (index into
+    ``PLANS``) and ``Renewal Date`` (days since 1970-01-01); ``NO_VALUE`` = empty."""
 
     created_at: array[int] = field(default_factory=_q)
     created_by: array[int] = field(default_factory=_i)
     status: array[int] = field(default_factory=_i)
     source: array[int] = field(default_factory=_b)
     industry: array[int] = field(default_factory=_b)
+    mrr: array[int] = field(default_factory=_q)
+    seats: array[int] = field(default_factory=_i)
+    plan: array[int] = field(default_factory=_b)
+    renewal_day: array[int] = field(default_factory=_i)
 
 
 @dataclass
 class StatusChangeTable(_Table):
-    """Status changes of leads or opportunities (``obj`` = lead / opportunity index)."""
+    """Status changes of leads or opportunities (``obj`` = lead / opportunity index).
+
+    ``at`` is when the change was made (and became visible); ``effective`` is the instant it
+    is reported at: the same, except for wins entered late with an earlier ``date_won``."""
 
     obj: array[int] = field(default_factory=_i)
     at: array[int] = field(default_factory=_q)
     user: array[int] = field(default_factory=_i)
     old: array[int] = field(default_factory=_i)
     new: array[int] = field(default_factory=_i)
+    effective: array[int] = field(default_factory=_q)
 
 
 @dataclass
@@ -266,7 +288,8 @@ class CallTable(_Table):
 
 @dataclass
 class EmailTable(_Table):
-    """Emails: direction, send type, template / sequence (-1 = none), reply time (-1 = none)."""
+    """Emails: direction, send type, template / sequence (-1 = none), reply time (-1 = none;
+    the reply may lie after the simulator's now: it counts only once now reaches it)."""
 
     lead: array[int] = field(default_factory=_i)
     user: array[int] = field(default_factory=_i)
@@ -304,7 +327,9 @@ class Org:
     """A synthetic Close organization and its full event history.
 
     History covers ``[history_start, history_end)`` (UTC epoch seconds); ``history_end`` is
-    midnight UTC after ``anchor_date``. Reports treat ``anchor_date + 1`` as "today".
+    midnight UTC after ``anchor_date``. Reports treat ``anchor_date + 1`` as "today" unless
+    the simulator is given another now. Events up to ``generated_until`` (``history_end`` +
+    ``horizon_days``) are stored; the ones after the simulator's now are invisible.
     """
 
     id: str
@@ -331,6 +356,11 @@ class Org:
     emails: EmailTable = field(default_factory=EmailTable)
     email_opens: EmailOpenTable = field(default_factory=EmailOpenTable)
     sms: SmsTable = field(default_factory=SmsTable)
+    horizon_days: int = 0
+    generated_until: int = 0
+    """End (exclusive) of the stored events: ``history_end`` + ``horizon_days`` days."""
+    late_wins: float = 0.0
+    """Fraction of generated wins entered late, with an earlier ``date_won``."""
     version: int = 0
     """Bumped by every mutation; report indexes are cached per version."""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
@@ -470,10 +500,17 @@ class Org:
             self.version += 1
             self.cache.clear()
 
+    def __post_init__(self) -> None:
+        if not self.generated_until:
+            self.generated_until = self.history_end
+
     def _check_time(self, at: datetime) -> int:
         ts = epoch(at)
-        if not self.history_start <= ts < self.history_end:
-            raise ValueError(f"{at} is outside the history [{self.history_start}, end)")
+        if not self.history_start <= ts < self.generated_until:
+            raise ValueError(
+                f"{at} is outside the stored events [{iso_utc(self.history_start)}, "
+                f"{iso_utc(self.generated_until)})"
+            )
         return ts
 
     def _lead(self, lead_id: str | None, ts: int) -> int:
@@ -567,8 +604,14 @@ class Org:
         status_id: str | None = None,
         source: str = "Website",
         industry: str = "SaaS",
+        mrr: int | None = None,
+        seats: int | None = None,
+        plan: str | None = None,
+        renewal_date: date | None = None,
     ) -> str:
-        """Adds a lead created by ``user_id`` (original status defaults to the first one)."""
+        """Adds a lead created by ``user_id`` (original status defaults to the first one);
+        ``mrr`` / ``seats`` / ``plan`` / ``renewal_date`` are its custom fields (empty when
+        None)."""
         ts = self._check_time(at)
         status = 0 if status_id is None else self.lead_status_index(status_id)
         row = self.leads.append(
@@ -577,12 +620,23 @@ class Org:
             status,
             LEAD_SOURCES.index(source),
             INDUSTRIES.index(industry),
+            NO_VALUE if mrr is None else int(mrr),
+            NO_VALUE if seats is None else int(seats),
+            NO_VALUE if plan is None else PLANS.index(plan),
+            NO_VALUE if renewal_date is None else (renewal_date - _EPOCH_DAY).days,
         )
         self.touch()
         return self.lead_id(row)
 
     def _insert_change(
-        self, changes: StatusChangeTable, obj: int, ts: int, user: int, old: int, new: int
+        self,
+        changes: StatusChangeTable,
+        obj: int,
+        ts: int,
+        user: int,
+        old: int,
+        new: int,
+        effective: int | None = None,
     ) -> None:
         # the next change of this object (if any) now starts from ``new``
         nxt, nxt_at = -1, None
@@ -591,7 +645,7 @@ class Org:
                 nxt, nxt_at = i, changes.at[i]
         if nxt >= 0:
             changes.old[nxt] = new
-        changes.append(obj, ts, user, old, new)
+        changes.append(obj, ts, user, old, new, ts if effective is None else effective)
 
     def add_lead_status_change(
         self, lead_id: str, at: datetime, status_id: str, *, user_id: str | None = None
@@ -645,10 +699,20 @@ class Org:
         return self.opportunity_id(row)
 
     def add_opportunity_status_change(
-        self, opportunity_id: str, at: datetime, status_id: str, *, user_id: str | None = None
+        self,
+        opportunity_id: str,
+        at: datetime,
+        status_id: str,
+        *,
+        user_id: str | None = None,
+        date_won: datetime | None = None,
     ) -> None:
         """Changes an opportunity's status at ``at`` (a win or loss when the new status is of
-        type won / lost); a later change of the same opportunity then starts from it."""
+        type won / lost); a later change of the same opportunity then starts from it.
+
+        ``date_won`` (wins only, at or before ``at``) backdates the win: the activity report
+        counts it on that instant, but only once now has reached ``at``.
+        """
         ts = self._check_time(at)
         opp = self.index_of_opportunity(opportunity_id)
         if ts < self.opportunities.created_at[opp]:
@@ -656,7 +720,14 @@ class Org:
         user = self.opportunities.user[opp] if user_id is None else self.user_index(user_id)
         old = self.opportunity_status_at(opp, ts)
         new = self.opportunity_status_index(status_id)
-        self._insert_change(self.opportunity_status_changes, opp, ts, user, old, new)
+        effective = ts
+        if date_won is not None:
+            if self.opportunity_statuses[new].type != "won":
+                raise ValueError("date_won is only for a change into a won status")
+            effective = epoch(date_won)
+            if not self.opportunities.created_at[opp] <= effective <= ts:
+                raise ValueError("date_won must lie between the creation and the change")
+        self._insert_change(self.opportunity_status_changes, opp, ts, user, old, new, effective)
         self.touch()
 
 
@@ -734,6 +805,51 @@ _TEMPLATES = (
 )
 
 
+def reply_delay(rng: random.Random) -> int:
+    """Seconds from a sent email to its reply: 5 minutes plus a mixture of 60 % Exp(mean 2 h),
+    28 % Exp(mean 30 h) and 12 % 3 days + Exp(mean 14 days), capped at 120 days."""
+    r = rng.random()
+    if r < 0.60:
+        hours = rng.expovariate(1 / 2.0)
+    elif r < 0.88:
+        hours = rng.expovariate(1 / 30.0)
+    else:
+        hours = 72.0 + rng.expovariate(1 / (14 * 24.0))
+    return 300 + int(min(hours, 120 * 24.0) * HOUR)
+
+
+def first_open_delay(rng: random.Random) -> int:
+    """Seconds from a sent email to its first open: 30 s plus a mixture of 70 % Exp(mean 1 h),
+    22 % Exp(mean 20 h) and 8 % 2 days + Exp(mean 10 days), capped at 120 days."""
+    r = rng.random()
+    if r < 0.70:
+        hours = rng.expovariate(1.0)
+    elif r < 0.92:
+        hours = rng.expovariate(1 / 20.0)
+    else:
+        hours = 48.0 + rng.expovariate(1 / (10 * 24.0))
+    return 30 + int(min(hours, 120 * 24.0) * HOUR)
+
+
+def reopen_delay(rng: random.Random) -> int:
+    """Seconds between two opens of one email: 60 s + Exp(mean 20 h)."""
+    return 60 + int(rng.expovariate(1 / 20.0) * HOUR)
+
+
+def stage_delay_days(rng: random.Random) -> float:
+    """Days until an opportunity's next status change: 85 % Exp(mean 6 days), 15 % Exp(mean
+    30 days) (a stalled deal); the change is then placed in the assigned user's working
+    hours on that day."""
+    mean = 6.0 if rng.random() < 0.85 else 30.0
+    return rng.expovariate(1 / mean)
+
+
+def late_win_backdating(rng: random.Random) -> int:
+    """Seconds a late-entered win's ``date_won`` precedes the change: 1 day + Exp(mean 10
+    days), capped at 90 days (clipped to the previous status event)."""
+    return int(min(1.0 + rng.expovariate(1 / 10.0), 90.0) * DAY)
+
+
 @dataclass
 class _UserPlan:
     index: int
@@ -747,20 +863,33 @@ class _UserPlan:
 
 class _Generator:
     """Builds an Org day by day; future events (status paths, replies, opens) are scheduled
-    when their cause happens and dropped when they fall after the end of history."""
+    when their cause happens. Every random number is drawn whether or not its event is kept
+    (an event is kept when it falls before ``gen_end``), so the events before the anchor do
+    not depend on the horizon."""
 
-    def __init__(self, seed: int, scale: str, anchor: date) -> None:
+    def __init__(
+        self, seed: int, scale: str, anchor: date, horizon_days: int = 0, late_wins: float = 0.0
+    ) -> None:
         if scale not in SCALES:
             raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
+        if horizon_days < 0:
+            raise ValueError(f"horizon_days must be >= 0, got {horizon_days}")
+        if not 0.0 <= late_wins <= 1.0:
+            raise ValueError(f"late_wins must be a fraction in [0, 1], got {late_wins}")
         self.seed = seed
         self.scale = scale
         self.anchor = anchor
+        self.horizon_days = int(horizon_days)
+        self.late_wins = float(late_wins)
         self.n_users, self.days = SCALES[scale]
         self.rng = random.Random(f"close-sim:{seed}:{scale}:{anchor.isoformat()}")
         self.id_rng = random.Random(f"close-sim-ids:{seed}:{scale}")
+        self.custom_rng = random.Random(f"close-sim-custom:{seed}:{scale}:{anchor.isoformat()}")
+        self.win_rng = random.Random(f"close-sim-wins:{seed}:{scale}:{anchor.isoformat()}")
         end_day = datetime(anchor.year, anchor.month, anchor.day, tzinfo=UTC) + timedelta(days=1)
         self.end = epoch(end_day)
         self.start = self.end - self.days * DAY
+        self.gen_end = self.end + self.horizon_days * DAY
 
     # ids ------------------------------------------------------------
     def new_id(self, prefix: str, length: int = 43) -> str:
@@ -785,7 +914,11 @@ class _Generator:
     def work_time_after(self, ts: int, user_offset: int, mean_days: float) -> int:
         """A working-hours moment about ``mean_days`` after ``ts`` (local to the user)."""
         delay = self.rng.expovariate(1.0 / mean_days) if mean_days > 0 else 0.0
-        target = ts + int(delay * DAY)
+        return self.work_time_at(ts, user_offset, delay)
+
+    def work_time_at(self, ts: int, user_offset: int, delay_days: float) -> int:
+        """A working-hours moment on the user's local day ``delay_days`` after ``ts``."""
+        target = ts + int(delay_days * DAY)
         local_day = (target + user_offset) // DAY
         candidate = local_day * DAY - user_offset + self.time_of_day()
         if candidate <= ts:
@@ -831,6 +964,9 @@ class _Generator:
             opportunity_statuses=opp_statuses,
             templates=templates,
             sequences=sequences,
+            horizon_days=self.horizon_days,
+            generated_until=self.gen_end,
+            late_wins=self.late_wins,
         )
         self.org = org
         self._plan_structures()
@@ -847,7 +983,7 @@ class _Generator:
         ]
         self.plans = plans
         self._import_leads(plans)
-        for day in range(self.days):
+        for day in range(self.days + self.horizon_days):
             day_start = self.start + day * DAY
             weekday = (self.anchor - timedelta(days=self.days - 1 - day)).weekday()
             level = 1.0 if weekday < 5 else (0.3 if weekday == 5 else 0.2)
@@ -1014,20 +1150,52 @@ class _Generator:
         count = 12 * len(plans)
         for k in range(count):
             owner = plans[k % len(plans)]
-            owner.book.append(self._new_lead(base + k * 7, 0, owner.index))
+            owner.book.append(self._new_lead(base + k * 7, 0, owner.index, True))
         self.imported = count
 
-    def _new_lead(self, ts: int, creator: int, owner: int) -> int:
+    def _custom_values(self, ts: int) -> tuple[int, int, int, int]:
+        """Custom field values of a new lead: (MRR, seats, plan, renewal day); four draws of
+        ``custom_rng`` every time, so the stream does not depend on which leads are kept."""
+        crng = self.custom_rng
+        r_plan, r_mrr, r_seats, r_renewal = (
+            crng.random(),
+            crng.random(),
+            crng.random(),
+            (crng.random()),
+        )
+        plan = NO_VALUE
+        if r_plan < 0.85:
+            plan = bisect_right((0.2, 0.6, 0.9), r_plan / 0.85)
+        mrr = NO_VALUE
+        if plan != NO_VALUE or r_mrr < 0.5:
+            base = (0, 120, 900, 6000)[plan] if plan != NO_VALUE else 500
+            mrr = int(base * math.exp((r_mrr - 0.5) * 1.6) / 10) * 10
+        seats = NO_VALUE
+        if r_seats < 0.6:
+            seats = 1 + int(math.exp(r_seats / 0.6 * 5.3))
+        renewal = NO_VALUE
+        if r_renewal < 0.5:
+            renewal = (ts // DAY) + 30 + int(r_renewal / 0.5 * 365)
+        return mrr, seats, plan, renewal
+
+    def _new_lead(self, ts: int, creator: int, owner: int, keep: bool) -> int:
+        """Draws a lead and its status path; appends them when ``keep`` (returns -1 if not)."""
         rng = self.rng
         r = rng.random()
         status = _POT if r < 0.8 else (_INT if r < 0.9 else _QUAL)
         source = rng.choices(range(len(LEAD_SOURCES)), (35, 20, 25, 10, 10))[0]
         industry = rng.randrange(len(INDUSTRIES))
-        lead = self.org.leads.append(ts, creator, status, source, industry)
+        mrr, seats, plan, renewal = self._custom_values(ts)
+        lead = -1
+        if keep:
+            lead = self.org.leads.append(
+                ts, creator, status, source, industry, mrr, seats, plan, renewal
+            )
         self._lead_path(lead, ts, owner, status)
         return lead
 
     def _lead_path(self, lead: int, ts: int, owner: int, status: int) -> None:
+        """Draws a lead's status changes; appends those before ``gen_end`` (``lead`` >= 0)."""
         rng = self.rng
         changes = self.org.lead_status_changes
         offset_s = self.plans[owner].offset_s
@@ -1051,18 +1219,21 @@ class _Generator:
             if status == _NURT and at > self.nurture_deleted_at:
                 # the status is about to be deleted: its leads are moved out first
                 at = max(self.nurture_deleted_at - int(rng.random() * 6 * HOUR), ts + 60)
-            if at >= self.end:
-                return
-            changes.append(lead, at, self._active_user(owner, at), status, nxt)
+            actor = self._active_user(owner, at)
+            keep = lead >= 0 and at < self.gen_end
+            if keep:
+                changes.append(lead, at, actor, status, nxt, at)
             if nxt in (_INT, _QUAL) and not made_opp and rng.random() < 0.6:
                 made_opp = True
-                self._new_opportunity(lead, at + 600 + int(rng.random() * 4 * HOUR), owner)
+                self._new_opportunity(
+                    lead if keep else -1, at + 600 + int(rng.random() * 4 * HOUR), owner
+                )
             ts, status = at, nxt
 
     # opportunities ---------------------------------------------------
     def _new_opportunity(self, lead: int, ts: int, owner: int) -> None:
-        if ts >= self.end:
-            return
+        """Draws an opportunity and its path to won / lost; appends what falls before
+        ``gen_end`` (nothing when ``lead`` < 0)."""
         rng = self.rng
         org = self.org
         plan = self.plans[owner]
@@ -1078,29 +1249,38 @@ class _Generator:
         base = (4_000, 450, 9_000)[period]
         dollars = max(100, int(math.exp(rng.gauss(math.log(base), 0.7)) / 50) * 50)
         stage = 0 if rng.random() < 0.85 or len(active) < 2 else 1
-        opp = org.opportunities.append(
-            lead, p, ts, creator, user, dollars * 100, period, active[stage]
-        )
+        opp = -1
+        if lead >= 0 and ts < self.gen_end:
+            opp = org.opportunities.append(
+                lead, p, ts, creator, user, dollars * 100, period, active[stage]
+            )
         changes = org.opportunity_status_changes
         p_lose = self.pipeline_lose[p]
         current = active[stage]
         while True:
-            at = self.work_time_after(ts, plan.offset_s, 6.0)
-            if at >= self.end:
-                return
+            at = self.work_time_at(ts, plan.offset_s, stage_delay_days(rng))
             actor = self._active_user(user, at)
+            keep = opp >= 0 and at < self.gen_end
             if rng.random() < p_lose:
                 nxt = losts[0] if len(losts) == 1 or rng.random() < 0.7 else losts[1]
-                changes.append(opp, at, actor, current, nxt)
+                if keep:
+                    changes.append(opp, at, actor, current, nxt, at)
                 return
             if stage + 1 < len(active):
                 step = 2 if stage + 2 < len(active) and rng.random() < 0.07 else 1
                 stage += step
                 nxt = active[stage]
-                changes.append(opp, at, actor, current, nxt)
+                if keep:
+                    changes.append(opp, at, actor, current, nxt, at)
                 current, ts = nxt, at
                 continue
-            changes.append(opp, at, actor, current, won)
+            effective = at
+            if self.late_wins > 0:
+                wrng = self.win_rng
+                if wrng.random() < self.late_wins:
+                    effective = max(ts + 60, at - late_win_backdating(wrng))
+            if keep:
+                changes.append(opp, at, actor, current, won, effective)
             return
 
     # a working day of one user ----------------------------------------
@@ -1117,12 +1297,14 @@ class _Generator:
         return lead
 
     def _user_day(self, plan: _UserPlan, day_start: int, level: float) -> None:
+        """One user's activity on one UTC day. Every draw is made; an event is appended when
+        it falls in ``[max(history start, joined), min(gen_end, deactivated))``."""
         rng = self.rng
         org = self.org
         u = plan.index
         user = org.users[u]
         local_start = day_start - plan.offset_s
-        end = min(self.end, user.deactivated_at or self.end)
+        end = min(self.gen_end, user.deactivated_at or self.gen_end)
         start = max(self.start, user.date_created)
         poisson = self.poisson
         tod = self.time_of_day
@@ -1131,79 +1313,86 @@ class _Generator:
         calls = org.calls
         for _ in range(poisson(6.0 * plan.calls * level)):
             ts = local_start + tod()
-            if not start <= ts < end:
-                continue
             r = rng.random()
             kind = 0 if r < 0.45 else (1 if r < 0.7 else (2 if r < 0.85 else 3))
             answered = rng.random() < 0.42
             duration = int(rng.lognormvariate(5.3, 0.8)) if answered else rng.randrange(0, 35)
-            calls.append(pick(plan, ts), u, ts, 1, kind, duration)
+            lead = pick(plan, ts)
+            if start <= ts < end:
+                calls.append(lead, u, ts, 1, kind, duration)
         for _ in range(poisson(1.6 * plan.calls * level)):
             ts = local_start + tod()
-            if not start <= ts < end:
-                continue
             duration = int(rng.lognormvariate(5.0, 0.9)) if rng.random() < 0.75 else 0
-            calls.append(pick(plan, ts), u, ts, 0, 0, duration)
+            lead = pick(plan, ts)
+            if start <= ts < end:
+                calls.append(lead, u, ts, 0, 0, duration)
 
         emails = org.emails
         opens = org.email_opens
         kinds = self.template_kinds
-        history_end = self.end
+        gen_end = self.gen_end
 
         def send(ts: int, send_type: int, template: int, sequence: int, lead: int) -> None:
             reply_p, open_p = ((0.0, 0.0), (0.16, 0.55), (0.06, 0.32), (0.09, 0.5))[send_type]
             replied = -1
             if rng.random() < reply_p:
-                at = ts + 300 + int(rng.expovariate(1 / 9.0) * HOUR)
-                if at < history_end:
+                at = ts + reply_delay(rng)
+                if at < gen_end:
                     replied = at
+            opened: list[int] = []
+            if rng.random() < open_p:
+                at = ts + first_open_delay(rng)
+                while True:
+                    opened.append(at)
+                    if rng.random() > 0.35 or len(opened) >= 8:
+                        break
+                    at += reopen_delay(rng)
+            if not start <= ts < end:
+                return
             row = emails.append(lead, u, ts, 1, send_type, template, sequence, replied)
             if replied >= 0:
                 emails.append(lead, u, replied, 0, 0, -1, -1, -1)
-            if rng.random() < open_p:
-                at = ts + 30 + int(rng.expovariate(1 / 3.0) * HOUR)
-                while at < history_end:
+            for at in opened:
+                if at < gen_end:
                     opens.append(row, at)
-                    if rng.random() > 0.35:
-                        break
-                    at += 60 + int(rng.expovariate(1 / 20.0) * HOUR)
 
         for _ in range(poisson(4.0 * plan.emails * level)):
             ts = local_start + tod()
-            if start <= ts < end:
-                tmpl = rng.choice(kinds["manual"]) if rng.random() < 0.4 else -1
-                send(ts, 1, tmpl, -1, pick(plan, ts))
+            tmpl = rng.choice(kinds["manual"]) if rng.random() < 0.4 else -1
+            send(ts, 1, tmpl, -1, pick(plan, ts))
         for _ in range(poisson(3.2 * plan.emails * level)):
             ts = local_start + tod()
-            if start <= ts < end:
-                seq = rng.randrange(len(self.sequence_templates))
-                send(ts, 3, rng.choice(self.sequence_templates[seq]), seq, pick(plan, ts))
+            seq = rng.randrange(len(self.sequence_templates))
+            send(ts, 3, rng.choice(self.sequence_templates[seq]), seq, pick(plan, ts))
         if rng.random() < 0.3 * level:
             ts = local_start + 9 * HOUR + rng.randrange(0, 6 * HOUR)
-            if start <= ts < end:
-                tmpl = rng.choice(kinds["bulk"])
-                for _ in range(3 + poisson(6)):
-                    send(ts, 2, tmpl, -1, pick(plan, ts))
+            tmpl = rng.choice(kinds["bulk"])
+            for _ in range(3 + poisson(6)):
+                send(ts, 2, tmpl, -1, pick(plan, ts))
         for _ in range(poisson(1.8 * plan.emails * level)):
             ts = local_start + tod()
+            lead = pick(plan, ts)
             if start <= ts < end:
-                emails.append(pick(plan, ts), u, ts, 0, 0, -1, -1, -1)
+                emails.append(lead, u, ts, 0, 0, -1, -1, -1)
 
         sms = org.sms
         for _ in range(poisson(1.6 * plan.sms * level)):
             ts = local_start + tod()
+            lead = pick(plan, ts)
             if start <= ts < end:
-                sms.append(pick(plan, ts), u, ts, 1)
+                sms.append(lead, u, ts, 1)
         for _ in range(poisson(1.1 * plan.sms * level)):
             ts = local_start + tod()
+            lead = pick(plan, ts)
             if start <= ts < end:
-                sms.append(pick(plan, ts), u, ts, 0)
+                sms.append(lead, u, ts, 0)
 
         # the day's new leads join the book after the day's activities
         for _ in range(poisson(3.0 * plan.leads * level)):
             ts = local_start + tod()
-            if start <= ts < end:
-                plan.book.append(self._new_lead(ts, u, u))
+            lead = self._new_lead(ts, u, u, start <= ts < end)
+            if lead >= 0:
+                plan.book.append(lead)
 
 
 def default_anchor() -> date:
@@ -1211,19 +1400,32 @@ def default_anchor() -> date:
     return (datetime.now(UTC) - timedelta(days=1)).date()
 
 
-def generate_org(seed: int = 1, scale: str = "small", anchor_date: date | None = None) -> Org:
+def generate_org(
+    seed: int = 1,
+    scale: str = "small",
+    anchor_date: date | None = None,
+    *,
+    horizon_days: int = 0,
+    late_wins: float = 0.0,
+) -> Org:
     """Generates a deterministic synthetic organization.
 
     Args:
-        seed: Random seed; the same seed, scale and anchor give an identical organization.
+        seed: Random seed; the same arguments give an identical organization.
         scale: ``small`` (6 users / 60 days), ``medium`` (25 / 365) or ``large`` (200 / 730).
         anchor_date: Last day of history (UTC); defaults to yesterday.
+        horizon_days: Days of activity generated after the anchor (stored, invisible until
+            the simulator's now reaches them). The events up to the anchor are the same for
+            every horizon.
+        late_wins: Fraction of wins entered late with an earlier ``date_won`` (the activity
+            report's won metrics of past days then keep changing); 0 = every win is counted
+            when it is made.
 
     Returns:
         The organization with its full event history.
     """
     anchor = anchor_date or default_anchor()
-    return _Generator(seed, scale, anchor).build()
+    return _Generator(seed, scale, anchor, horizon_days, late_wins).build()
 
 
 def iter_rows(table: _Table) -> Iterator[dict[str, int]]:

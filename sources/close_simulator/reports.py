@@ -3,7 +3,9 @@
 No HTTP here (``handler`` parses and validates requests). Instants are UTC epoch seconds and
 windows are half-open ``[start, end)``; ``offset`` (seconds east of UTC, from
 ``X-TZ-Offset``) only decides day/week/month bucket boundaries and how instants are
-rendered. Semantics are documented in ``docs/simulator.md``.
+rendered. Every report answers as of now: ``until`` (now + 1 s, exclusive) clips every
+window, and replies, opens, wins and status changes count only when they happened before
+it. Semantics are documented in ``docs/simulator.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from urllib.parse import quote
 
 from .index import (
     LeadFilter,
+    Pending,
     Series,
     activity_index,
     funnel_index,
@@ -85,11 +88,19 @@ def _atoms_of(metrics: Sequence[Metric]) -> list[int]:
 
 
 def _measure(
-    series_by_atom: Sequence[Sequence[Series]], atoms: list[int], start: int, end: int
+    series_by_atom: Sequence[Sequence[Series]],
+    atoms: list[int],
+    start: int,
+    end: int,
+    pending: Pending | None = None,
+    users: list[int] | None = None,
 ) -> tuple[list[int], list[int]]:
-    """Per-atom count and value sum over ``[start, end)``, summed over the given series."""
+    """Per-atom count and value sum over ``[start, end)``, summed over the given series and
+    corrected by ``pending`` (events not yet true at until) for ``users`` (None = org)."""
     counts = [0] * len(ATOMS)
     sums = [0] * len(ATOMS)
+    if end <= start:
+        return counts, sums
     for atom in atoms:
         c = s = 0
         for series in series_by_atom[atom]:
@@ -98,6 +109,8 @@ def _measure(
             s += ds
         counts[atom] = c
         sums[atom] = s
+    if pending is not None:
+        pending.adjust(atoms, users, start, end, counts, sums)
     return counts, sums
 
 
@@ -113,11 +126,12 @@ def activity_report(
     start: int,
     end: int,
     offset: int,
+    until: int,
     users: Sequence[int] | None = None,
     lead_filter: LeadFilter | None = None,
     saved_search_id: str | None = None,
 ) -> JSON:
-    """``POST /report/activity/`` (``overview`` or ``comparison``).
+    """``POST /report/activity/`` (``overview`` or ``comparison``) as of ``until``.
 
     Args:
         org: The organization.
@@ -126,6 +140,7 @@ def activity_report(
         start: Window start (inclusive).
         end: Window end (exclusive).
         offset: Seconds east of UTC for buckets and rendering.
+        until: Now + 1 s: events at or after it do not count (yet).
         users: User indexes to restrict to (``None`` = everyone).
         lead_filter: Smart View restriction (events of its leads only).
         saved_search_id: Id of that Smart View, for the drill-down queries.
@@ -133,16 +148,20 @@ def activity_report(
     metrics = [METRIC_BY_KEY[k] for k in metric_keys]
     atoms = _atoms_of(metrics)
     index = activity_index(org, lead_filter)
+    pending = index.late.pending(until)
+    user_list = list(users) if users is not None else None
     if users is None:
         scope: list[list[Series]] = [[s] for s in index.org]
     else:
         scope = [[index.user[a][u] for u in users] for a in range(len(ATOMS))]
-    counts, sums = _measure(scope, atoms, start, end)
+    counts, sums = _measure(scope, atoms, start, min(end, until), pending, user_list)
     totals = _row(metrics, counts, sums)
     if report_type == "overview":
         data = []
         for label, lo, hi in buckets(start, end, offset, bucket_interval(start, end)):
-            bucket_counts, bucket_sums = _measure(scope, atoms, lo, hi)
+            bucket_counts, bucket_sums = _measure(
+                scope, atoms, lo, min(hi, until), pending, user_list
+            )
             data.append(
                 {
                     "datetime": render_local(label, offset),
@@ -164,14 +183,19 @@ def activity_report(
         chosen = [
             u
             for u, user in enumerate(org.users)
-            if user.is_active or index.any[u].count(start, end)
+            if user.is_active or index.any[u].count(start, min(end, until))
         ]
     else:
         chosen = list(users)
     rows = []
     for u in chosen:
         user_counts, user_sums = _measure(
-            [[index.user[a][u]] for a in range(len(ATOMS))], atoms, start, end
+            [[index.user[a][u]] for a in range(len(ATOMS))],
+            atoms,
+            start,
+            min(end, until),
+            pending,
+            [u],
         )
         rows.append({"user_id": org.users[u].id, **_row(metrics, user_counts, user_sums)})
     return {
@@ -241,18 +265,23 @@ def _common_prefix(names: list[str]) -> str:
 # ---------------------------------------------------------------- sent emails
 
 
-def sent_emails_report(org: Org, *, start: int, end: int, user: int | None = None) -> JSON:
+def sent_emails_report(
+    org: Org, *, start: int, end: int, until: int, user: int | None = None
+) -> JSON:
     """``GET /report/sent_emails/{org}/``: emails sent in the window, by template.
 
-    ``opened`` / ``responded`` count the window's emails that were ever opened / replied to.
+    ``opened`` / ``responded`` count the window's emails that were opened / replied to
+    before ``until`` (as of now).
     """
     index = sent_email_index(org)
     totals: dict[int, list[int]] = {}
     overall = [0, 0, 0]
-    for k in index.window(start, end):
+    opened_at, replied_at = index.opened_at, index.replied_at
+    for k in index.window(start, min(end, until)):
         if user is not None and index.user[k] != user:
             continue
-        opened, replied = index.opened[k], index.replied[k]
+        opened = 1 if opened_at[k] < until else 0
+        replied = 1 if replied_at[k] < until else 0
         overall[0] += 1
         overall[1] += opened
         overall[2] += replied
@@ -312,10 +341,12 @@ def status_report(
     start: int,
     end: int,
     offset: int,
+    until: int,
     lead_filter: LeadFilter | None = None,
     user: int | None = None,
 ) -> JSON:
-    """``GET /report/statuses/{lead|opportunity}/{org}/`` over ``[start, end)``.
+    """``GET /report/statuses/{lead|opportunity}/{org}/`` over ``[start, end)`` as of now:
+    the states and the window's events are those before ``until``.
 
     Args:
         org: The organization.
@@ -334,15 +365,16 @@ def status_report(
     else:
         statuses = [(s.id, s.label, False) for s in org.opportunity_statuses]
     n = len(statuses)
-    started = [index.count_at(s, start) for s in range(n)]
-    ended = [index.count_at(s, end) for s in range(n)]
+    seen_start, seen_end = min(start, until), min(end, until)
+    started = [index.count_at(s, seen_start) for s in range(n)]
+    ended = [index.count_at(s, seen_end) for s in range(n)]
     first_from: dict[int, int] = {}
     last_to: dict[int, int] = {}
     entered: list[set[int]] = [set() for _ in range(n)]
     left: list[set[int]] = [set() for _ in range(n)]
     pairs: dict[tuple[int, int], set[int]] = {}
     objs, olds, news = index.obj, index.old, index.new
-    for i in index.window(start, end):
+    for i in index.window(seen_start, seen_end):
         obj, old, new = objs[i], olds[i], news[i]
         if obj not in first_from:
             first_from[obj] = old
@@ -547,15 +579,16 @@ def funnel_report(
     cohort_type: str,
     report_range: tuple[int, int] | None,
     cohort_range: tuple[int, int] | None,
+    until: int,
     users: set[int] | None = None,
     lead_filter: LeadFilter | None = None,
 ) -> JSON:
     """``POST /report/funnel/opportunity/{totals|stages}/`` for one pipeline.
 
-    Cohort: ``created-cohort`` = the pipeline's opportunities created in ``cohort_range``;
-    ``active-stage-cohort`` = those in an active status at some moment of ``report_range``.
-    Progress is evaluated from each opportunity's status path up to the end of
-    ``report_range`` (now when absent).
+    Cohort: ``created-cohort`` = the pipeline's opportunities created in ``cohort_range``
+    (and before ``until``), evaluated as of now (``T = until``; the report range does not
+    change the numbers); ``active-stage-cohort`` = those in an active status at some moment
+    of ``report_range``, evaluated at ``T = min(end of report_range, until)``.
     """
     index = funnel_index(org)
     ordered = org.pipeline_statuses(pipeline)
@@ -566,19 +599,20 @@ def funnel_report(
     stage_of = {s: i for i, s in enumerate(active)}
     for s in won:
         stage_of[s] = len(active)
-    until = report_range[1] if report_range else org.history_end + 1
     members = index.by_pipeline[pipeline]
     created = index.created[pipeline]
     if cohort_type == "created-cohort":
         if cohort_range is None:
             raise ValueError("created-cohort needs a cohort range")
+        t_eval = until
         lo = bisect_left(created, cohort_range[0])
-        hi = bisect_left(created, min(cohort_range[1], until))
-        candidates = members[lo:hi]
+        hi = bisect_left(created, min(cohort_range[1], t_eval))
+        candidates = members[lo:hi] if hi > lo else []
     else:
         if report_range is None:
             raise ValueError("active-stage-cohort needs a report range")
-        r_start, r_end = report_range
+        t_eval = min(report_range[1], until)
+        r_start, r_end = min(report_range[0], t_eval), t_eval
         closed = index.closed[pipeline]
         hi = bisect_left(created, r_end)
         candidates = []
@@ -608,7 +642,7 @@ def funnel_report(
             continue
         if mask is not None and not mask[opps.lead[opp]]:
             continue
-        reached, outcome, won_at, advance = _evaluate(index.paths[opp], until, stage_of, types)
+        reached, outcome, won_at, advance = _evaluate(index.paths[opp], t_eval, stage_of, types)
         records.append(
             _Opp(
                 user=user,

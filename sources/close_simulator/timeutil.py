@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Union
 
 DAY = 86_400
 
@@ -31,6 +32,35 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 class TimeParseError(ValueError):
     """A date, datetime or offset the simulator cannot read."""
+
+
+Instant = Union[date, datetime, int, float, str]
+"""A moment: an aware datetime (naive = UTC), a date (its 00:00 UTC), epoch seconds, or an
+ISO 8601 string of either."""
+
+
+def to_epoch(value: Instant) -> int:
+    """Epoch seconds (floored) of an ``Instant``.
+
+    Raises:
+        ValueError: A string that is neither a date nor an ISO 8601 datetime.
+        TypeError: Any other type.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"not an instant: {value!r}")
+    if isinstance(value, int | float):
+        return int(value // 1)
+    if isinstance(value, str):
+        text = value.strip()
+        if _DATE_RE.match(text):
+            return to_epoch(date.fromisoformat(text))
+        return to_epoch(datetime.fromisoformat(text.replace("z", "Z")))
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return int(moment.timestamp() // 1)
+    if isinstance(value, date):
+        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp())
+    raise TypeError(f"not an instant: {value!r}")
 
 
 def parse_tz_offset(header: str | None) -> int:

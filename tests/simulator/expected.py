@@ -40,20 +40,36 @@ _SENT_FILTERS = {
     "emails.sent.manual.count": "send_type = 'manual'",
     "emails.sent.bulk.count": "send_type = 'bulk'",
     "emails.sent.sequences.count": "send_type = 'sequence'",
-    "emails.sent.sequences_with_reply.count": "send_type = 'sequence' and has_reply",
-    "emails.sent.sequences_without_reply.count": "send_type = 'sequence' and not has_reply",
-    "emails.sent.manual_with_reply.count": "send_type = 'manual' and has_reply",
-    "emails.sent.bulk_with_reply.count": "send_type = 'bulk' and has_reply",
+    "emails.sent.sequences_with_reply.count": "send_type = 'sequence' and {reply}",
+    "emails.sent.sequences_without_reply.count": "send_type = 'sequence' and not {reply}",
+    "emails.sent.manual_with_reply.count": "send_type = 'manual' and {reply}",
+    "emails.sent.bulk_with_reply.count": "send_type = 'bulk' and {reply}",
 }
 
 
-def metric_sql(key: str) -> tuple[str, str]:
-    """(SELECT of rows ``(user_id, ts, lead_id[, v])``, aggregate expression) for a metric."""
+def sql_ts(moment: datetime | int) -> str:
+    """A DuckDB timestamp literal of a naive UTC datetime or epoch seconds."""
+    if isinstance(moment, int):
+        moment = utc(moment)
+    return f"timestamp '{moment.isoformat(sep=' ')}'"
+
+
+def metric_sql(key: str, now: int | None = None) -> tuple[str, str]:
+    """(SELECT of rows ``(user_id, ts, lead_id[, v])``, aggregate expression) for a metric,
+    as of ``now`` (epoch seconds; only what had happened at or before it) when given."""
+    seen = "true" if now is None else f"{{col}} <= {sql_ts(now)}"
+
+    def upto(column: str) -> str:
+        return seen.format(col=column)
+
+    reply = (
+        "has_reply" if now is None else f"(replied_at is not null and replied_at <= {sql_ts(now)})"
+    )
     if key.startswith("calls."):
         prefix, agg = key.rsplit(".", 1)
         source = (
             f"select user_id, created_at as ts, lead_id, duration as v from {S}.calls "
-            f"where {_CALL_FILTERS[prefix]}"
+            f"where {_CALL_FILTERS[prefix]} and {upto('created_at')}"
         )
         expr = {
             "count": "count(*)",
@@ -64,20 +80,21 @@ def metric_sql(key: str) -> tuple[str, str]:
     if key in _SENT_FILTERS:
         return (
             f"select user_id, created_at as ts, lead_id from {S}.emails "
-            f"where direction = 'sent' and {_SENT_FILTERS[key]}",
+            f"where direction = 'sent' and {_SENT_FILTERS[key].format(reply=reply)} "
+            f"and {upto('created_at')}",
             "count(*)",
         )
     if key == "emails.received.all.count":
         return (
             f"select user_id, created_at as ts, lead_id from {S}.emails "
-            "where direction = 'received'",
+            f"where direction = 'received' and {upto('created_at')}",
             "count(*)",
         )
     if key.startswith("emails.opened."):
         seq = "and e.send_type = 'sequence'" if "sequences" in key else ""
         return (
             f"select e.user_id, min(o.opened_at) as ts, e.lead_id from {S}.email_opens o "
-            f"join {S}.emails e on e.id = o.email_id where true {seq} "
+            f"join {S}.emails e on e.id = o.email_id where {upto('o.opened_at')} {seq} "
             "group by e.id, e.user_id, e.lead_id",
             "count(*)",
         )
@@ -85,12 +102,14 @@ def metric_sql(key: str) -> tuple[str, str]:
         direction = "sent" if ".sent." in key else "received"
         return (
             f"select user_id, created_at as ts, lead_id from {S}.sms "
-            f"where direction = '{direction}'",
+            f"where direction = '{direction}' and {upto('created_at')}",
             "count(*)",
         )
     if key == "leads.created.all.count":
-        return f"select created_by as user_id, created_at as ts, id as lead_id from {S}.leads", (
-            "count(*)"
+        return (
+            f"select created_by as user_id, created_at as ts, id as lead_id from {S}.leads "
+            f"where {upto('created_at')}",
+            "count(*)",
         )
     if key == "leads.contacted.all.count":
         return (
@@ -101,7 +120,7 @@ def metric_sql(key: str) -> tuple[str, str]:
             "   where direction = 'sent'"
             f"  union all select lead_id, user_id, created_at from {S}.sms "
             "   where direction = 'sent'"
-            ") group by lead_id",
+            f") where {upto('ts')} group by lead_id",
             "count(*)",
         )
     if key.startswith(("opportunities.created.", "opportunities.created_for.")):
@@ -109,7 +128,7 @@ def metric_sql(key: str) -> tuple[str, str]:
         expr = "count(*)" if key.endswith(".count") else "coalesce(sum(v), 0)"
         return (
             f"select {who} as user_id, created_at as ts, lead_id, annualized_value as v "
-            f"from {S}.opportunities",
+            f"from {S}.opportunities where {upto('created_at')}",
             expr,
         )
     if key.startswith("opportunities."):
@@ -118,10 +137,13 @@ def metric_sql(key: str) -> tuple[str, str]:
         period_filter = "" if period == "all" else f"and o.value_period = '{period}'"
         value = "o.annualized_value" if agg == "sum_annualized_value" else "o.value"
         expr = "count(*)" if agg == "count" else "coalesce(sum(v), 0)"
+        # a win is counted on its date_won (earlier than the change when entered late),
+        # once the change itself has happened
         return (
-            f"select o.user_id, c.changed_at as ts, o.lead_id, {value} as v "
-            f"from {S}.opportunity_status_changes c join {S}.opportunities o "
-            f"on o.id = c.opportunity_id where c.new_status_type = '{outcome}' {period_filter}",
+            f"select o.user_id, coalesce(c.date_won, c.changed_at) as ts, o.lead_id, "
+            f"{value} as v from {S}.opportunity_status_changes c join {S}.opportunities o "
+            f"on o.id = c.opportunity_id where c.new_status_type = '{outcome}' {period_filter} "
+            f"and {upto('c.changed_at')}",
             expr,
         )
     raise KeyError(key)
@@ -134,10 +156,11 @@ def expected_metric(
     end: int,
     user_id: str | None = None,
     lead_source: str | None = None,
+    now: int | None = None,
 ) -> float | int | None:
     """The metric over ``[start, end)`` from the exported events, optionally for one user and
-    for the leads of one ``source`` (a Smart View)."""
-    source, expr = metric_sql(key)
+    for the leads of one ``source`` (a Smart View), as of ``now`` (epoch seconds) if given."""
+    source, expr = metric_sql(key, now)
     where = "ts >= ? and ts < ?"
     params: list[object] = [utc(start), utc(end)]
     if user_id is not None:
@@ -165,13 +188,19 @@ class StatusTruth:
 
 
 def status_paths(
-    con: duckdb.DuckDBPyConnection, kind: str, object_filter: str = "true"
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    object_filter: str = "true",
+    now: int | None = None,
 ) -> dict[str, list[tuple[datetime, str | None, str]]]:
-    """Per object id: its status events ``(ts, old, new)`` including the creation.
+    """Per object id: its status events ``(ts, old, new)`` including the creation (only
+    those at or before ``now``, epoch seconds, when given).
 
     ``object_filter`` is SQL over the alias ``x`` (``close_sim.leads`` or
     ``close_sim.opportunities``).
     """
+    if now is not None:
+        object_filter = f"({object_filter}) and x.created_at <= {sql_ts(now)}"
     table, changes_table, key = (
         ("leads", "lead_status_changes", "lead_id")
         if kind == "lead"
@@ -183,6 +212,7 @@ def status_paths(
     changes = (
         f"select c.{key}, c.changed_at, c.old_status_id, c.new_status_id "
         f"from {S}.{changes_table} c join {S}.{table} x on x.id = c.{key} where {object_filter}"
+        + ("" if now is None else f" and c.changed_at <= {sql_ts(now)}")
     )
     paths: dict[str, list[tuple[datetime, str | None, str]]] = defaultdict(list)
     for obj, at, status in con.execute(objects).fetchall():
