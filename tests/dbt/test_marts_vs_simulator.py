@@ -382,7 +382,9 @@ evaluated as (  -- each cohort member at the end of the report range T = window 
         min(e.ts) filter (e.type = 'won') as first_won_at
     from cohorts c
     join memory.ev.opportunities o on o.id = c.obj
-    join events e on e.obj = c.obj and e.ts < c.we
+    -- a created cohort is followed as of now (Close: evaluated at the request), an active
+    -- cohort to the end of its month
+    join events e on e.obj = c.obj and (c.cohort_type = 'created-cohort' or e.ts < c.we)
     group by all
 ),
 members as (
