@@ -266,70 +266,32 @@ def run_ours(
 def reshaped_batches(
     transport: httpx.BaseTransport, start: str, end: str
 ) -> Iterator[Tuple[str, List[Dict[str, Any]]]]:
-    """``(table, rows)`` of every table, as the source's fetch/reshape functions make them,
-    over the same windows the source plans for a backfill."""
+    """``(table, rows)`` of every table, built from the source's report registry exactly as a
+    backfill of ``[start, end)`` plans, requests and reshapes them (one org, unfiltered)."""
     from datetime import date
 
-    from close_reports.source import fetch, reshape
+    from close_reports.source.arrow import arrow_schema
     from close_reports.source.client import CloseClient
+    from close_reports.source.config import ALL
     from close_reports.source.orgs import OrgContext
-    from close_reports.source.settings import (
-        CUSTOM_REPORT_FIELDS_PATH,
-        FUNNEL_COHORT_TYPES,
-        GRAIN_DAY,
-        GRAIN_MONTH,
-        GROUPS_PATH,
-        LEAD_STATUSES_PATH,
-        METRICS_CHUNK_SIZE,
-        OPPORTUNITY_STATUSES_PATH,
-        SAVED_SEARCHES_PATH,
-        USERS_PATH,
-    )
-    from close_reports.source.windows import Window, day_windows, month_windows, overview_windows
+    from close_reports.source.reports import LISTINGS, REPORTS, Scope
+    from close_reports.source.settings import METRICS_CHUNK_SIZE, OVERVIEW_MAX_DAYS
+    from close_reports.source.windows import Window
 
-    tz = "UTC"
     span = Window(date.fromisoformat(start), date.fromisoformat(end))
     org = OrgContext(CloseClient("demo", BASE_URL, transport=transport))
-    oid = org.org_id
-    yield "activity_metrics", reshape.activity_metric_rows({"metrics": org.metrics}, oid)
-    for window in overview_windows(span, tz):
-        yield "activity_overview", fetch.activity_overview(org, tz, METRICS_CHUNK_SIZE, window)
-    for day in day_windows(span):
-        yield "activity_by_user", fetch.activity_by_user(org, tz, METRICS_CHUNK_SIZE, day)
-    for day in day_windows(span):
-        yield "sent_emails_by_template", fetch.sent_emails(org, tz, day)
-    for object_type in ("lead", "opportunity"):
-        calls = [(GRAIN_DAY, w) for w in day_windows(span)]
-        calls += [(GRAIN_MONTH, w) for w in month_windows(span)]
-        for call in calls:
-            overview, transitions = fetch.status_report(org, object_type, tz, call)
-            yield f"{object_type}_status_overview", overview
-            yield f"{object_type}_status_transitions", transitions
-    for table in ("funnel_totals", "funnel_stages"):
-        for window in month_windows(span):
-            for pipeline in org.pipelines:
-                for cohort in FUNNEL_COHORT_TYPES:
-                    yield table, fetch.funnel(org, table, tz, (pipeline["id"], cohort, window))
-    for window in month_windows(span):
-        for report in BENCH_CUSTOM_REPORTS:
-            yield "custom_reports", fetch.custom_report(org, tz, report, window)
-    yield (
-        "custom_report_fields",
-        reshape.custom_field_rows(org.client.get(CUSTOM_REPORT_FIELDS_PATH), oid),
-    )
-    active = reshape.active_user_ids(org.organization)
-    for page in org.client.paginate(USERS_PATH):
-        yield "users", reshape.user_rows(page, oid, active)
-    for table, path in (
-        ("lead_statuses", LEAD_STATUSES_PATH),
-        ("groups", GROUPS_PATH),
-        ("saved_searches", SAVED_SEARCHES_PATH),
-    ):
-        for page in org.client.paginate(path):
-            yield table, reshape.dimension_rows(page, oid)
-    for page in org.client.paginate(OPPORTUNITY_STATUSES_PATH):
-        yield "opportunity_statuses", reshape.opportunity_status_rows(page, oid, org.pipelines)
-    yield "pipelines", reshape.dimension_rows(org.pipelines, oid)
+    for report in REPORTS:
+        metric_keys = org.metric_keys if report.with_metrics else ()
+        schemas = {t: arrow_schema(t, metric_keys) for t in report.tables}
+        for query in BENCH_CUSTOM_REPORTS if report.per_query else [None]:
+            scope = Scope(org, ALL, "UTC", METRICS_CHUNK_SIZE, OVERVIEW_MAX_DAYS, query, schemas)
+            for call in report.plan(span, scope, span.end):
+                responses = [org.client.send(r) for r in report.requests(call, scope)]
+                for table, part in report.reshape(responses, call, scope).items():
+                    yield table, part.to_pylist() if hasattr(part, "to_pylist") else part
+    for listing in LISTINGS:
+        for page in listing.rows(org):
+            yield listing.table, page
     org.client.close()
 
 
