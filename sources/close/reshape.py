@@ -178,7 +178,7 @@ def activity_overview_rows(
         raise UnexpectedResponseError(
             f"{endpoint}: expected one daily bucket per day of {window}, got "
             f"{len(days)} buckets starting {days[:3]}; lower the overview window size "
-            "(settings.OVERVIEW_MAX_DAYS)"
+            "(SOURCES__CLOSE__OVERVIEW_MAX_DAYS, or overview_max_days under [sources.close], e.g. 7)"
         )
     return rows
 

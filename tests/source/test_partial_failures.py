@@ -215,3 +215,19 @@ def test_unknown_refresh_table_names_the_valid_ones() -> None:
     with pytest.raises(CloseConfigError, match="activity_by_user"):
         close_source(**source_kwargs(CloseSimulator(small_org()), refresh_days={"users": 3}))
     assert "users" not in REPORT_TABLES
+
+
+def test_the_overview_window_is_a_setting_named_when_close_coarsens(tmp_path) -> None:
+    from close_reports.source.reshape import UnexpectedResponseError, activity_overview_rows
+    from close_reports.source.windows import Window
+
+    simulator = CloseSimulator(small_org())
+    kwargs = source_kwargs(simulator, start_date=START, overview_max_days=7)
+    run(make_pipeline(tmp_path), close_source(**kwargs).with_resources("activity_overview"))
+    spans = [r.json["datetime_range"] for r in simulator.request_log
+             if r.json and r.json.get("type") == "overview"]  # fmt: skip
+    assert len(spans) == 2  # 10 days in windows of at most 7
+    weekly = {"data": [{"datetime": "2026-03-01T00:00:00Z"}, {"datetime": "2026-03-08T00:00:00Z"}]}
+    with pytest.raises(UnexpectedResponseError, match="SOURCES__CLOSE__OVERVIEW_MAX_DAYS"):
+        activity_overview_rows(weekly, org_id="o", window=Window(ANCHOR - timedelta(days=13),
+                               ANCHOR + timedelta(days=1)), timezone="UTC")  # fmt: skip
