@@ -99,18 +99,31 @@ def table_snapshot(pipeline: dlt.Pipeline, tables: Sequence[str]) -> Dict[str, L
 
 
 class FakeClock:
-    """A monotonic clock that only moves when something sleeps on it (thread-safe)."""
+    """A monotonic clock that only moves when something sleeps on it (thread-safe): the one
+    fake clock of the tests. ``sleep`` records waits in ``sleeps``; ``throttle_sleep`` moves
+    the same clock but records in ``throttle_sleeps`` (a client's throttle beside its retries).
+    """
 
-    def __init__(self) -> None:
-        self.now = 1000.0
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
         self.sleeps: List[float] = []
+        self.throttle_sleeps: List[float] = []
         self._lock = threading.Lock()
 
     def __call__(self) -> float:
         with self._lock:
             return self.now
 
+    def clock(self) -> float:
+        """The current reading (for APIs that take a ``clock`` callable by name)."""
+        return self()
+
     def sleep(self, seconds: float) -> None:
         with self._lock:
             self.sleeps.append(seconds)
+            self.now += max(seconds, 0.0)
+
+    def throttle_sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.throttle_sleeps.append(seconds)
             self.now += max(seconds, 0.0)

@@ -178,7 +178,8 @@ def activity_overview_rows(
         raise UnexpectedResponseError(
             f"{endpoint}: expected one daily bucket per day of {window}, got "
             f"{len(days)} buckets starting {days[:3]}; lower the overview window size "
-            "(SOURCES__CLOSE__OVERVIEW_MAX_DAYS, or overview_max_days under [sources.close], e.g. 7)"
+            "(SOURCES__CLOSE__OVERVIEW_MAX_DAYS, or overview_max_days under [sources.close], "
+            "e.g. 7)"
         )
     return rows
 

@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Tuple
 
 import duckdb
 import pytest
+
 from close_reports.close_pipeline import main
 from close_reports.dashboard import write_dashboard
-
 from tests.dashboard.browser import console_errors, png_colours, visit
 from tests.dashboard.conftest import close_pipeline
 

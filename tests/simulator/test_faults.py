@@ -9,23 +9,11 @@ import httpx
 import pytest
 
 from close_reports.simulator import CloseSimulator, Org, generate_org
+from tests.utils import FakeClock
 
 from .conftest import ANCHOR
 
 HEADER = re.compile(r"^limit=(\d+), remaining=(\d+), reset=(\d+(?:\.\d+)?)$")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def limited(org: Org, clock: FakeClock, rate: float = 5, **kwargs) -> CloseSimulator:
@@ -105,7 +93,7 @@ def test_latency_uses_the_injected_sleep(org: Org) -> None:
     with simulator.client() as client:
         client.get("/me/")
         client.get("/user/")
-    assert clock.slept == [0.25, 0.25]
+    assert clock.sleeps == [0.25, 0.25]
 
 
 def test_faults_are_seeded_and_counted(org: Org) -> None:

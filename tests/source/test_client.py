@@ -26,38 +26,11 @@ from close_reports.source.errors import (
     CloseValidationError,
 )
 from close_reports.source.throttle import Throttle, parse_rate_limit
+from tests.utils import FakeClock
 
 API_KEY = "api_5ecretKeyValue.0123456789abcdef"
 KEY_TOKEN = base64.b64encode(f"{API_KEY}:".encode()).decode()
 BASE_URL = "https://api.close.test/api/v1"
-
-
-class FakeTime:
-    """A clock that only moves when something sleeps.
-
-    ``sleep`` records the waits between retries, ``throttle_sleep`` the throttle's own waits;
-    both move the same clock.
-    """
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self.throttle_sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def clock(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
-
-    def throttle_sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.throttle_sleeps.append(seconds)
-            self.now += seconds
 
 
 class CeilingRandom:
@@ -88,9 +61,9 @@ class Script:
 
 
 def make_client(
-    responses: Iterable[Responder], fake: FakeTime | None = None, **kwargs: Any
-) -> tuple[CloseClient, Script, FakeTime]:
-    fake = fake or FakeTime()
+    responses: Iterable[Responder], fake: FakeClock | None = None, **kwargs: Any
+) -> tuple[CloseClient, Script, FakeClock]:
+    fake = fake or FakeClock(start=0.0)
     script = Script(responses)
     options: dict[str, Any] = {
         "sleep": fake.sleep,
@@ -295,7 +268,7 @@ def test_429_without_any_signal_uses_backoff() -> None:
 
 def test_429_pauses_the_shared_throttle_for_the_wait() -> None:
     class SpyThrottle(Throttle):
-        def __init__(self, fake: FakeTime) -> None:
+        def __init__(self, fake: FakeClock) -> None:
             super().__init__(clock=fake.clock, sleep=fake.throttle_sleep)
             self.paused: list[float] = []
 
@@ -303,7 +276,7 @@ def test_429_pauses_the_shared_throttle_for_the_wait() -> None:
             self.paused.append(seconds)
             super().pause(seconds)
 
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = SpyThrottle(fake)
     client, _, _ = make_client([too_many({"Retry-After": "3"}), ok()], fake, throttle=throttle)
     client.get("/me/")
@@ -611,7 +584,7 @@ def test_request_stats_are_thread_safe() -> None:
 # ---------------------------------------------------------------- throttle
 
 
-def starts(throttle: Throttle, fake: FakeTime, count: int, answer: bool = False) -> list[float]:
+def starts(throttle: Throttle, fake: FakeClock, count: int, answer: bool = False) -> list[float]:
     """Start ``count`` requests in a row; with ``answer`` each is answered (no headers) at once."""
     times = []
     for _ in range(count):
@@ -623,13 +596,13 @@ def starts(throttle: Throttle, fake: FakeTime, count: int, answer: bool = False)
 
 
 def test_throttle_max_rps_spaces_request_starts() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(max_rps=4, clock=fake.clock, sleep=fake.sleep)
     assert starts(throttle, fake, 5, answer=True) == [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
 def test_throttle_max_rps_does_not_delay_a_request_after_idle_time() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(max_rps=2, clock=fake.clock, sleep=fake.sleep)
     throttle.acquire()
     throttle.observe(None)
@@ -639,7 +612,7 @@ def test_throttle_max_rps_does_not_delay_a_request_after_idle_time() -> None:
 
 
 def test_throttle_is_free_while_budget_is_plentiful() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(reset_cushion=0, clock=fake.clock, sleep=fake.sleep)
     throttle.acquire()
     throttle.observe({"RateLimit": "limit=100, remaining=90, reset=10"})
@@ -647,7 +620,7 @@ def test_throttle_is_free_while_budget_is_plentiful() -> None:
 
 
 def test_throttle_slows_down_as_remaining_falls() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(reset_cushion=0, clock=fake.clock, sleep=fake.sleep)
     gaps = []
     for remaining in (50, 20, 10, 5, 2):
@@ -665,7 +638,7 @@ def test_throttle_slows_down_as_remaining_falls() -> None:
 
 
 def test_throttle_spreads_the_last_budget_until_reset() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(reset_cushion=0, clock=fake.clock, sleep=fake.sleep)
     throttle.acquire()
     throttle.observe({"RateLimit": "limit=25, remaining=5, reset=6"})
@@ -676,7 +649,7 @@ def test_throttle_spreads_the_last_budget_until_reset() -> None:
 
 
 def test_throttle_does_not_let_a_burst_overspend_the_budget() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(
         min_margin=0, safety_margin=0.0, reset_cushion=0, clock=fake.clock, sleep=fake.sleep
     )
@@ -687,7 +660,7 @@ def test_throttle_does_not_let_a_burst_overspend_the_budget() -> None:
 
 
 def test_throttle_counts_requests_in_flight_against_remaining() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(
         min_margin=0, safety_margin=0.0, reset_cushion=0, clock=fake.clock, sleep=fake.sleep
     )
@@ -702,7 +675,7 @@ def test_throttle_counts_requests_in_flight_against_remaining() -> None:
 
 
 def test_throttle_holds_at_zero_until_reset_then_resumes() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(reset_cushion=0, clock=fake.clock, sleep=fake.sleep)
     throttle.acquire()
     throttle.observe({"RateLimit": "limit=10, remaining=0, reset=2.5"})
@@ -713,7 +686,7 @@ def test_throttle_holds_at_zero_until_reset_then_resumes() -> None:
 
 
 def test_throttle_reads_legacy_headers() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(reset_cushion=0, clock=fake.clock, sleep=fake.sleep)
     throttle.acquire()
     throttle.observe(
@@ -724,7 +697,7 @@ def test_throttle_reads_legacy_headers() -> None:
 
 
 def test_throttle_sends_one_probe_until_the_first_answer() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(clock=fake.clock, sleep=fake.sleep)
     throttle.acquire()  # the probe
     answered_at: list[float] = []
@@ -743,7 +716,7 @@ def test_throttle_sends_one_probe_until_the_first_answer() -> None:
 
 
 def test_throttle_without_rate_limit_headers_is_free() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(clock=fake.clock, sleep=fake.sleep)
     throttle.acquire()
     throttle.observe({"content-type": "application/json"})
@@ -752,7 +725,7 @@ def test_throttle_without_rate_limit_headers_is_free() -> None:
 
 
 def test_throttle_reset_has_a_cushion() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(reset_cushion=0.05, clock=fake.clock, sleep=fake.sleep)
     throttle.acquire()
     throttle.observe({"RateLimit": "limit=10, remaining=0, reset=2"})
@@ -761,7 +734,7 @@ def test_throttle_reset_has_a_cushion() -> None:
 
 
 def test_throttle_ignores_a_stale_higher_remaining_in_the_same_window() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(
         min_margin=0, safety_margin=0, reset_cushion=0, clock=fake.clock, sleep=fake.sleep
     )
@@ -778,7 +751,7 @@ def test_throttle_ignores_a_stale_higher_remaining_in_the_same_window() -> None:
 
 
 def test_throttle_credits_a_refill_shown_by_a_fresh_answer() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(
         min_margin=0, safety_margin=0, reset_cushion=0, clock=fake.clock, sleep=fake.sleep
     )
@@ -795,7 +768,7 @@ def test_throttle_credits_a_refill_shown_by_a_fresh_answer() -> None:
 
 
 def test_throttle_pause_blocks_other_threads() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(reset_cushion=0, clock=fake.clock, sleep=fake.sleep)
     throttle.pause(5.0)
     started: list[float] = []
@@ -815,7 +788,7 @@ def test_throttle_pause_blocks_other_threads() -> None:
 
 
 def test_throttle_after_a_429_probes_with_one_request_after_reset() -> None:
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     throttle = Throttle(reset_cushion=0, clock=fake.clock, sleep=fake.sleep)
     throttle.acquire()
     throttle.observe({"RateLimit": "limit=10, remaining=0, reset=1"})
@@ -840,7 +813,7 @@ def test_throttle_after_a_429_probes_with_one_request_after_reset() -> None:
 
 def test_throttle_with_client_threads_never_overspends() -> None:
     """Eight threads share one client against a fixed window of 10 requests per second."""
-    fake = FakeTime()
+    fake = FakeClock(start=0.0)
     lock = threading.Lock()
     window = {"start": 0.0, "used": 0}
     over_limit: list[float] = []

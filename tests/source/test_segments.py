@@ -92,7 +92,10 @@ def test_segment_rows_equal_closes_answer_for_the_filters(segmented) -> None:
     day = ANCHOR - timedelta(days=2)
     body = {
         "type": "comparison",
-        "datetime_range": {"start": f"{day}T00:00:00Z", "end": f"{day + timedelta(days=1)}T00:00:00Z"},
+        "datetime_range": {
+            "start": f"{day}T00:00:00Z",
+            "end": f"{day + timedelta(days=1)}T00:00:00Z",
+        },
         "metrics": ["calls.all.all.count", "emails.sent.all.count"],
         "query": {"type": "saved_search", "saved_search_id": view},
     }  # fmt: skip
