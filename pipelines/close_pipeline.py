@@ -224,18 +224,14 @@ def _resources(option: Optional[str]) -> List[str]:
 
 
 def _check_dates(args: argparse.Namespace) -> None:
-    from close_reports.source.windows import parse_day
+    from close_reports.source.windows import check_order, parse_day
 
     try:
         start = parse_day(args.start, "--start")
         end = parse_day(args.end, "--end")
+        check_order(start, end, "--start")
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    if start and end and start >= end:
-        raise UsageError(
-            f"--start {start} must be before --end {end} (the end is exclusive: "
-            "--start 2026-01-01 --end 2026-02-01 loads January)."
-        )
     if end and not start:
         raise UsageError("--end needs --start: a backfill is the range [--start, --end).")
 

@@ -86,9 +86,10 @@ def check_order(start: Optional[date], end: Optional[date], what: str = "start d
         CloseConfigError: Naming both dates.
     """
     if start and end and start >= end:
+        end_name = "--end" if what.startswith("--") else "end date"
         raise CloseConfigError(
-            f"{what} {start.isoformat()} must be before end date {end.isoformat()} (the end is "
-            "exclusive: --start 2026-01-01 --end 2026-02-01 loads January)."
+            f"{what} {start.isoformat()} must be before {end_name} {end.isoformat()} (the end "
+            "is exclusive: --start 2026-01-01 --end 2026-02-01 loads January)."
         )
 
 
