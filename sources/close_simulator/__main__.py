@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="accepted API key (repeatable; default: demo)",
     )
     parser.add_argument(
+        "--orgs",
+        type=int,
+        default=1,
+        help="serve this many distinct organizations (seeds SEED, SEED+1, ...); their keys are "
+        "the --api-key values followed by -2, -3, ... (default keys demo, demo-2, ...)",
+    )
+    parser.add_argument(
         "--rate-limit", type=float, default=None, help="requests/second per key (off by default)"
     )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
@@ -107,16 +114,23 @@ def _refusal(text: str) -> tuple[str, tuple[int, str] | int]:
 def main(argv: list[str] | None = None) -> int:
     """Runs the server until interrupted (Ctrl-C or SIGTERM)."""
     args = build_parser().parse_args(argv)
-    org = generate_org(
-        args.seed,
-        args.scale,
-        args.anchor_date,
-        horizon_days=args.horizon_days,
-        late_wins=args.late_wins,
-    )
+    orgs = [
+        generate_org(
+            args.seed + n,
+            args.scale,
+            args.anchor_date,
+            horizon_days=args.horizon_days,
+            late_wins=args.late_wins,
+        )
+        for n in range(max(1, args.orgs))
+    ]
+    org = orgs[0]
     keys = args.api_key or ["demo"]
+    api_keys = {key: org for key in keys}
+    for n, other in enumerate(orgs[1:], start=2):
+        api_keys.update({f"{key}-{n}": other for key in keys})
     simulator = CloseSimulator(
-        api_keys={key: org for key in keys},
+        api_keys=api_keys,
         rate_limit=args.rate_limit,
         latency_ms=args.latency_ms,
         fault_rate=args.fault_rate,
@@ -134,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, stop)
     print(
         f"Close simulator listening on {server.url} "
-        f"(org {org.id}, scale {args.scale}, seed {args.seed})",
+        f"(org {org.id}, scale {args.scale}, seed {args.seed}"
+        + (f", {len(orgs)} orgs: keys {', '.join(api_keys)}" if len(orgs) > 1 else "")
+        + ")",
         flush=True,
     )
     try:
