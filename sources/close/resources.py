@@ -36,6 +36,10 @@ from .stats import RequestStats
 from .windows import Window, plan_range
 from .workers import MAX_THREADS, chunk_size, interleave, run_calls
 
+REPORT_BATCH_BYTES = 64_000_000
+"""Most bytes of rows one report holds in memory, over all its units (the rest is spooled)."""
+UNIT_BATCH_MIN_BYTES = 256_000
+
 ProgressCallback = Callable[[str, str, Window], None]
 """Called as ``progress(report, org_id, window)`` after each window is read."""
 
@@ -135,6 +139,7 @@ class Unit:
     done: int = 0
     failed: bool = False
     spool: Spool = field(default_factory=Spool)
+    """The report's spool (shared by its units, each under its own key)."""
     batchers: Dict[str, Batcher] = field(default_factory=dict)
 
     def fetch(self, call: Call) -> Dict[str, Part]:
@@ -165,8 +170,13 @@ class Unit:
                     "loader does not know; it was kept whole in the `raw` column"
                 )
             for item in self.batchers[table].add(part):
-                self.spool.add((table, item))
+                self.spool.add(self.key_in_spool, (table, item))
         self.entry.read(call.window, count)
+
+    @property
+    def key_in_spool(self) -> Tuple[str, str]:
+        """This unit's key in the report's spool."""
+        return (self.scope.org_id, self.key)
 
     @property
     def complete(self) -> bool:
@@ -177,8 +187,8 @@ class Unit:
         """Hands the unit's rows on, then records the span as loaded (not for a backfill)."""
         for table in self.tables:
             for item in self.batchers[table].flush():
-                self.spool.add((table, item))
-        yield from self.spool.drain()
+                self.spool.add(self.key_in_spool, (table, item))
+        yield from self.spool.drain(self.key_in_spool)
         if self.span is not None and not backfill:
             incremental.record(self.tables, self.scope.org_id, self.key, self.span)
         self.entry.finish(OK if self.calls or self.span else SKIPPED)
@@ -186,11 +196,11 @@ class Unit:
     def drop(self) -> None:
         """Discards what was read; the unit's tables and state stay as they were."""
         self.failed = True
-        self.spool.discard()
+        self.spool.discard(self.key_in_spool)
 
 
-def _units(report: Report, run: Run, tables: Tuple[str, ...]) -> List[Unit]:
-    """Every unit of ``report`` in this run, planned from state."""
+def _units(report: Report, run: Run, tables: Tuple[str, ...], spool: Spool) -> List[Unit]:
+    """Every unit of ``report`` in this run, planned from state, spooling into ``spool``."""
     queries: Sequence[Optional[Dict[str, Any]]] = (
         run.config.custom_reports if report.per_query else (None,)
     )
@@ -209,8 +219,10 @@ def _units(report: Report, run: Run, tables: Tuple[str, ...]) -> List[Unit]:
                 entry = run.run_log.entry(name, org.org_id, segment.name, tables)
                 with RequestStats.scope(entry.stats):
                     try:
-                        units.append(_planned_unit(report, run, org, segment, query, tables,
-                                                   entry, load_id))  # fmt: skip
+                        unit = _planned_unit(report, run, org, segment, query, tables, entry,
+                                             load_id)  # fmt: skip
+                        unit.spool = spool
+                        units.append(unit)
                     except Exception as exc:  # noqa: BLE001 - classified by _failed
                         _failed(run, entry, exc)
     return units
@@ -262,7 +274,12 @@ def run_report(
 ) -> Iterator[Tuple[str, Part, Unit]]:
     """Reads every unit of ``report``; yields ``(table, part, unit)`` unit by unit, each
     unit only once it is complete."""
-    units = _units(report, run, tables)
+    spool = Spool()
+    units = _units(report, run, tables, spool)
+    budget = max(UNIT_BATCH_MIN_BYTES, REPORT_BATCH_BYTES // max(1, len(units) * len(tables)))
+    for unit in units:
+        for batcher in unit.batchers.values():
+            batcher.max_bytes = min(batcher.max_bytes, budget)
     for unit in units:
         if not unit.calls:
             for table, part in unit.finish(run.config.is_backfill):
@@ -295,9 +312,7 @@ def run_report(
                     yield table, part, unit
     finally:
         outcomes.close()
-        for unit in live:
-            if not unit.complete:
-                unit.spool.discard()
+        spool.close()
 
 
 def distinct(orgs: Sequence[OrgContext]) -> Iterator[OrgContext]:
