@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 from close_reports.source.errors import (
     CloseAPIError,
@@ -44,12 +44,15 @@ class PartialLoadError(Exception):
 
 
 def failed_reports(run_log: RunLog) -> List[str]:
-    """One line per failed report unit: report, org (and segment), Close's message."""
-    lines = []
+    """What failed, one item per cause and org: the reports (and segments) it stopped, then
+    the cause (Close's message; the first failure when Close went down for every report)."""
+    grouped: Dict[Tuple[str, str], List[str]] = {}
     for entry in run_log.failed:
-        where = entry.org_id + ("" if entry.segment == ALL_SEGMENT else f", {entry.segment}")
-        lines.append(f"{entry.report} ({where}): {entry.error}")
-    return lines
+        name = entry.report + ("" if entry.segment == ALL_SEGMENT else f" [{entry.segment}]")
+        grouped.setdefault((entry.org_id, entry.cause or entry.error or "?"), []).append(name)
+    return [
+        f"{', '.join(names)} (org {org_id}): {cause}" for (org_id, cause), names in grouped.items()
+    ]
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:

@@ -9,6 +9,7 @@ headers, and retries 429 / 5xx / transport errors / truncated JSON with tenacity
 
 import base64
 import json
+import math
 import random
 import threading
 import time
@@ -69,6 +70,8 @@ MAX_CONNECTIONS = 32
 """Connection pool size: room for ~16 worker threads with keep-alive to spare."""
 MAX_RETRY_SECONDS = 60.0
 """No retry of a request starts later than this after its first attempt."""
+RETRY_WARNING_SECONDS = 5.0
+"""At most one retry warning per key in this time (every retry is logged at INFO)."""
 
 
 def _package_version() -> str:
@@ -272,6 +275,9 @@ class CloseClient:
         self.backoff_max = backoff_max
         self._rng = rng or random.Random()
         self._on_round_trip = on_round_trip
+        self._warned_lock = threading.Lock()
+        self._warned_at = -math.inf
+        self._quiet_retries = 0
         self._http = httpx.Client(
             auth=httpx.BasicAuth(api_key, ""),
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
@@ -521,15 +527,20 @@ class CloseClient:
         if isinstance(error, _RetryableResponse) and error.status == 429:
             self.throttle.pause(wait)
         status, description = self._describe(error)
-        logger.warning(
-            "Close API %s: %s (status %s, attempt %d of %d); retrying in %.2f s",
-            endpoint,
-            description,
-            status if status is not None else "none",
-            retry_state.attempt_number,
-            self.max_attempts,
-            wait,
-        )
+        message = "Close API %s: %s (status %s, attempt %d of %d); retrying in %.2f s"
+        args = (endpoint, description, status if status is not None else "none",
+                retry_state.attempt_number, self.max_attempts, wait)  # fmt: skip
+        with self._warned_lock:
+            now = time.monotonic()
+            loud = now - self._warned_at >= RETRY_WARNING_SECONDS
+            quiet, self._quiet_retries = self._quiet_retries, 0 if loud else self._quiet_retries + 1
+            if loud:
+                self._warned_at = now
+        if not loud:  # every retry at INFO; a warning per key every few seconds at most
+            logger.info(message, *args)
+            return
+        more = f" ({quiet} more retries of this key since the last warning)" if quiet else ""
+        logger.warning(message + more, *args)
 
     def _give_up(self, endpoint: str, retry_state: RetryCallState) -> NoReturn:
         outcome = retry_state.outcome

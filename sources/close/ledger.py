@@ -71,6 +71,9 @@ class Entry:
     rows: int = 0
     status: str = OK
     error: Optional[str] = None
+    cause: Optional[str] = None
+    """The failure behind ``error`` when the unit was stopped by another one's (Close down:
+    one request spent its retries and the key's breaker stopped the rest)."""
 
     def read(self, window: Window, rows: int) -> None:
         """One window was read, giving ``rows`` rows."""
@@ -85,6 +88,8 @@ class Entry:
         """Ends the entry with ``status`` (and the error that failed it)."""
         self.status = status
         self.error = None if error is None else " ".join(str(error).split())
+        root = error.__cause__ if error is not None and error.__cause__ is not None else error
+        self.cause = None if root is None else " ".join(str(root).split())
         self.finished_at = _now()
 
     def row(self, run_id: str) -> Dict[str, Any]:
