@@ -16,8 +16,17 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from close_reports.failures import DbtBuildError, UsageError, explain
-from close_reports.progress import Progress
+from close_reports import destinations
+from close_reports.failures import (
+    DbtBuildError,
+    UsageError,
+    check_config_files,
+    explain,
+    interrupt_message,
+    interrupted,
+)
+from close_reports.progress import Progress, dbt_progress
+from close_reports.simulator import defaults as simulator_defaults
 from close_reports.summary import (
     RunSummary,
     drift_warnings,
@@ -25,7 +34,6 @@ from close_reports.summary import (
     mart_row_counts,
     table_row_counts,
 )
-
 
 
 def dbt_project_dir() -> Path:
@@ -38,10 +46,10 @@ def dbt_project_dir() -> Path:
 
 
 DBT_DIR = dbt_project_dir()
-DEFAULT_DUCKDB = "close.duckdb"
+DEFAULT_DUCKDB = destinations.DEFAULT_DUCKDB
 DEMO_DAYS = 90
-DEMO_SCALE = "medium"
-DEMO_SEED = 7
+DEMO_SCALE = simulator_defaults.SCALE
+DEMO_SEED = simulator_defaults.SEED
 DEMO_KEY = "demo"
 
 EPILOG = """\
@@ -84,6 +92,12 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
     )
     _add_destination_options(parser)
     parser.add_argument(
+        "--table-format",
+        choices=destinations.TABLE_FORMATS,
+        help="with --destination filesystem: write Delta or Iceberg tables, which can merge "
+        "(plain files cannot, so report tables are refused without it)",
+    )
+    parser.add_argument(
         "--full-refresh",
         action="store_true",
         help="drop this source's tables and state first, then load from scratch",
@@ -102,9 +116,10 @@ def _add_destination_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--duckdb-path",
-        default=DEFAULT_DUCKDB,
-        help=f"DuckDB file for --destination duckdb (default: {DEFAULT_DUCKDB} in the "
-        "working directory)",
+        default=None,
+        help="DuckDB file for --destination duckdb (default: dlt's setting "
+        "DESTINATION__DUCKDB__CREDENTIALS / [destination.duckdb] credentials, else "
+        f"{DEFAULT_DUCKDB} in the working directory)",
     )
 
 
@@ -209,45 +224,15 @@ def _check_dates(args: argparse.Namespace) -> None:
 
 
 def _destination(args: argparse.Namespace) -> Any:
-    import dlt
-    from dlt.common.destination.exceptions import UnknownDestinationModule
-
-    if args.destination == "duckdb":
-        return dlt.destinations.duckdb(credentials=str(Path(args.duckdb_path).resolve()))
-    try:
-        from dlt.common.destination.reference import Destination
-
-        return Destination.from_reference(args.destination)
-    except (UnknownDestinationModule, ImportError, ValueError) as exc:
-        raise UsageError(
-            f"Unknown or unavailable destination {args.destination!r}: use a dlt destination "
-            "name such as duckdb, postgres, motherduck, bigquery, snowflake (install its extra, "
-            f"e.g. pip install -e '.[postgres]'). ({str(exc).splitlines()[0]})"
-        ) from exc
-
-
-def _check_duckdb_unlocked(args: argparse.Namespace) -> None:
-    """Fails before any request when another process holds the DuckDB file."""
-    if args.destination != "duckdb" or not Path(args.duckdb_path).exists():
-        return
-    import duckdb
-
-    try:
-        duckdb.connect(str(Path(args.duckdb_path).resolve())).close()
-    except duckdb.Error as exc:
-        raise UsageError(
-            f"The DuckDB file {args.duckdb_path} is locked by another process (a DuckDB CLI, "
-            "a notebook, a BI tool or another pipeline run): close it, or load into another "
-            f"file with --duckdb-path. ({str(exc).splitlines()[0]})"
-        ) from exc
+    """The dlt destination for the options (``destinations.destination_factory``)."""
+    return destinations.destination_factory(args)
 
 
 def _demo_source_kwargs() -> Dict[str, Any]:
     import dlt
-
+    from close_reports.simulator import CloseSimulator, generate_org
     from close_reports.source.settings import EXAMPLE_CUSTOM_REPORTS
     from close_reports.source.windows import local_today
-    from close_reports.simulator import CloseSimulator, generate_org
 
     today = local_today("UTC")
     org = generate_org(seed=DEMO_SEED, scale=DEMO_SCALE)
@@ -266,15 +251,12 @@ def _demo_source_kwargs() -> Dict[str, Any]:
 
 def load(args: argparse.Namespace, summary: RunSummary) -> Any:
     """Extracts and loads the raw tables; returns the dlt pipeline."""
-    import dlt
-
     from close_reports.source import close_source
     from close_reports.source.client import RequestStats
 
     _check_dates(args)
     names = _resources(args.resources)
-    destination = _destination(args)
-    _check_duckdb_unlocked(args)
+    destinations.check_destination(args)
     stats = RequestStats()
     progress = Progress()
     kwargs: Dict[str, Any] = {"stats": stats, "progress": progress}
@@ -284,20 +266,14 @@ def load(args: argparse.Namespace, summary: RunSummary) -> Any:
         kwargs["start_date"] = args.start
     if args.end:
         kwargs["end_date"] = args.end
-    pipeline = dlt.pipeline(
-        pipeline_name="close", destination=destination, dataset_name=args.dataset
-    )
+    pipeline = destinations.make_pipeline(args)
     started = time.monotonic()
     try:
         source = close_source(**kwargs)
         if names:
             source = source.with_resources(*names)
-        run_options: Dict[str, Any] = {}
-        if args.destination == "duckdb":
-            run_options["loader_file_format"] = "parquet"
-        if args.full_refresh:
-            run_options["refresh"] = "drop_sources"
-        pipeline.run(source, **run_options)
+        destinations.apply_destination_hints(source, args, pipeline.destination)
+        pipeline.run(source, **destinations.run_options(args))
     finally:
         progress.close()
         summary.requests = stats.as_dict()
@@ -384,22 +360,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "serve-demo-api":
         return serve_demo_api(args)
     summary = RunSummary(dataset=args.dataset)
-    if args.destination == "duckdb":
-        summary.duckdb_path = str(Path(args.duckdb_path).resolve())
+    step = "setup"
     try:
+        check_config_files()
+        if args.destination == "duckdb":
+            # absolute, and resolved once: dlt's setting, else close.duckdb here
+            args.duckdb_path = str(destinations.resolve_duckdb_path(args.duckdb_path))
+            summary.duckdb_path = args.duckdb_path
         pipeline = None
         if args.command in ("run", "load"):
+            step = "load"
             pipeline = load(args, summary)
         if args.command in ("run", "transform"):
-            transform(args, summary, pipeline)
-    except KeyboardInterrupt:
-        print("\nInterrupted: nothing of this run was committed.", file=sys.stderr)
-        return 130
-    except Exception as exc:  # every failure ends with one actionable line
+            step = "dbt"
+            duckdb_file = Path(args.duckdb_path or "")
+            if args.command == "transform" and duckdb_file.is_file():
+                destinations.check_duckdb_file(duckdb_file)
+            with dbt_progress(destinations.dbt_target(args)):
+                transform(args, summary, pipeline)
+    except BaseException as exc:  # every failure ends with one actionable line
+        if not isinstance(exc, Exception) and interrupted(exc) is None:
+            raise  # SystemExit and the like
+        signal_number = interrupted(exc)
+        if signal_number is not None:
+            print(
+                f"\nclose-pipeline {args.command} interrupted: {interrupt_message(exc, step)}",
+                file=sys.stderr,
+            )
+            return 128 + int(signal_number)
         message, status = explain(exc)
         message = " ".join(message.split())  # the last line says what failed, on one line
         print(f"close-pipeline {args.command} failed: {message}", file=sys.stderr)
-        return status
+        return int(status)
     for line in summary.lines():
         print(line)
     print(f"close-pipeline {args.command}: done")
