@@ -102,7 +102,7 @@ def config_files() -> List[Path]:
     from dlt.common.runtime import run_context
 
     context = run_context.active()
-    folders = [Path(context.settings_dir), Path(context.global_dir)]
+    folders = [Path(context.settings_dir).resolve(), Path(context.global_dir).resolve()]
     return [folder / name for folder in dict.fromkeys(folders) for name in CONFIG_FILES]
 
 
@@ -112,6 +112,7 @@ def check_config_files(paths: Optional[Sequence[Path]] = None) -> None:
     from tomlkit.exceptions import ParseError
 
     for path in paths if paths is not None else config_files():
+        path = path.resolve()
         if not path.is_file():
             continue
         try:
@@ -197,28 +198,41 @@ def config_error_message(exc: BaseException) -> Optional[str]:
     return None
 
 
+def _env_keys(traces: Any) -> List[str]:
+    """The environment variables dlt looked up for the missing fields (nested configs too)."""
+    keys: List[str] = []
+    for field_traces in traces.values():
+        for trace in field_traces:
+            nested = getattr(trace, "traces", None)
+            if isinstance(nested, dict):
+                keys += _env_keys(nested)
+            elif "Environment" in str(getattr(trace, "provider", "")):
+                keys.append(str(trace.key))
+    return keys
+
+
 def _missing_message(exc: Any) -> str:
-    spec = str(exc.spec_name)
-    names: List[str] = []
-    for field, traces in exc.traces.items():
-        env = [t.key for t in traces if "Environment" in str(t.provider)]
-        names.append(env[0] if env else field)
-    if "Credentials" in spec or any("CREDENTIALS" in n for n in names):
-        destination = next(
-            (n.split("__")[1].lower() for n in names if n.startswith("DESTINATION__")), ""
-        )
+    keys = _env_keys(exc.traces)
+    destination = next(
+        (k.split("__")[1].lower() for k in keys if k.startswith("DESTINATION__")), ""
+    )
+    if destination or "Credentials" in str(exc.spec_name):
         example = {
             "postgres": "postgresql://user:password@localhost:5432/close",
             "motherduck": "md:close?motherduck_token=...",
             "snowflake": "snowflake://user:password@account/database?warehouse=...&role=...",
+            "filesystem": "file:///path/to/bucket (bucket_url)",
         }.get(destination, "<connection string>")
-        variable = f"DESTINATION__{destination.upper()}__CREDENTIALS" if destination else names[0]
+        setting = "BUCKET_URL" if destination == "filesystem" else "CREDENTIALS"
+        variable = f"DESTINATION__{destination.upper()}__{setting}" if destination else keys[0]
         return (
-            f"No credentials for the {destination or 'destination'} destination: set "
-            f"{variable}={example} (or `credentials` under [destination.{destination}] in "
-            f".dlt/secrets.toml). Missing: {', '.join(exc.fields)}."
+            f"No {setting.lower().replace('_', ' ')} for the {destination or 'destination'} "
+            f"destination: set {variable}={example} (or `{setting.lower()}` under "
+            f"[destination.{destination}] in .dlt/secrets.toml). "
+            f"Missing: {', '.join(exc.fields)}."
         )
-    return f"Missing settings: {', '.join(names)} (env vars, or .dlt/config.toml / secrets.toml)."
+    shown = ", ".join(dict.fromkeys(keys[:3])) or ", ".join(exc.fields)
+    return f"Missing settings: {shown} (env vars, or .dlt/config.toml / .dlt/secrets.toml)."
 
 
 # ---------------------------------------------------------------- interrupts
