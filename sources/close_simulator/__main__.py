@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8765, help="TCP port (0 = a free port)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
     parser.add_argument(
-        "--seed", type=int, default=defaults.SEED, help=f"organization seed (default {defaults.SEED})"
+        "--seed",
+        type=int,
+        default=defaults.SEED,
+        help=f"organization seed (default {defaults.SEED})",
     )
     parser.add_argument(
         "--scale",
