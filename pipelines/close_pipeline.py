@@ -230,6 +230,7 @@ def _destination(args: argparse.Namespace) -> Any:
 
 def _demo_source_kwargs() -> Dict[str, Any]:
     import dlt
+
     from close_reports.simulator import CloseSimulator, generate_org
     from close_reports.source.settings import EXAMPLE_CUSTOM_REPORTS
     from close_reports.source.windows import local_today

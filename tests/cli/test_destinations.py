@@ -13,8 +13,8 @@ from typing import Dict, List
 
 import duckdb
 import pytest
-from close_reports.source.settings import TABLES
 
+from close_reports.source.settings import TABLES
 from tests.cli.test_cli import BIN, CLI, START, counts, environment, last_line, serve
 
 pytestmark = pytest.mark.e2e

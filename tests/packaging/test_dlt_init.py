@@ -14,8 +14,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from close_reports.simulator import CloseSimulator, generate_org, serve
 
+from close_reports.simulator import CloseSimulator, generate_org, serve
 from tests.packaging.conftest import clean_copy, clean_env, git_commit_all, run
 
 pytestmark = pytest.mark.packaging

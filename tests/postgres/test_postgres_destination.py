@@ -36,9 +36,9 @@ from typing import Any
 
 import duckdb
 import pytest
+
 from close_reports.simulator import CloseSimulator, generate_org, serve
 from close_reports.source.settings import TABLES
-
 from tests.utils import SEED
 
 pytestmark = pytest.mark.postgres
