@@ -171,3 +171,42 @@ def test_killed_during_the_load_step_dimensions_stay_whole(tmp_path) -> None:
     assert repaired.returncode == 0, repaired.stderr[-3000:]
     assert not pending_packages(env)
     assert counts(path) == before
+
+
+def test_ctrl_c_in_the_load_step_exits_130_and_the_next_run_finishes(tmp_path) -> None:
+    env = demo_environment(tmp_path)
+    path = tmp_path / "close.duckdb"
+    first = subprocess.run(
+        CLI + ["load", "--demo", "--duckdb-path", str(path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    before, states = counts(path), stored_states(path)
+
+    today = date.today()
+    backfill = ["--start", (today - timedelta(days=90)).isoformat(), "--end", today.isoformat()]
+    for _ in range(3):  # the signal must land inside the load step; retry if it finished first
+        process = start(tmp_path, env, "load", "--demo", *backfill)
+        in_load = wait_for(lambda: jobs_started(env), process, 300)
+        process.send_signal(signal.SIGINT)
+        status = process.wait(timeout=120)
+        stderr = (tmp_path / "stderr.log").read_text()
+        if in_load and pending_packages(env):
+            break
+    else:
+        pytest.fail("the load step never caught running")
+    assert status == 130, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("close-pipeline load interrupted: stopped in the load step"), last
+    assert "the next run finishes this load" in last
+    assert "Traceback" not in stderr
+    assert stored_states(path) == states
+    assert {t: counts(path)[t] for t in DIMENSIONS} == {t: before[t] for t in DIMENSIONS}
+
+    again = subprocess.run(
+        CLI + ["load", "--demo", "--duckdb-path", str(path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert not pending_packages(env)
+    assert counts(path) == before
