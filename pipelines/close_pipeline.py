@@ -355,6 +355,17 @@ def serve_demo_api(args: argparse.Namespace) -> int:
     return simulator_main(argv) or 0
 
 
+def keep_dbt_files_out_of_the_package() -> None:
+    """When the dbt project is the installed package's (not a checkout's ``dbt/``), dbt's
+    ``target/`` and ``logs/`` go to dlt's working dir of the pipeline, not into
+    site-packages (which may be read-only, and is shared by every user of the install)."""
+    if DBT_DIR.name != "dbt_project":
+        return
+    work = destinations.pipelines_dir() / destinations.PIPELINE_NAME / "dbt"
+    os.environ.setdefault("DBT_TARGET_PATH", str(work / "target"))
+    os.environ.setdefault("DBT_LOG_PATH", str(work / "logs"))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``close-pipeline`` and ``python pipelines/close_pipeline.py``."""
     args = build_parser().parse_args(argv)
@@ -375,8 +386,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command in ("run", "transform"):
             step = "dbt"
             duckdb_file = Path(args.duckdb_path or "")
-            if args.command == "transform" and duckdb_file.is_file():
-                destinations.check_duckdb_file(duckdb_file)
+            if args.command == "transform":
+                destinations.check_dbt(args)
+                if duckdb_file.is_file():
+                    destinations.check_duckdb_file(duckdb_file)
+            keep_dbt_files_out_of_the_package()
             with dbt_progress(destinations.dbt_target(args)):
                 transform(args, summary, pipeline)
     except BaseException as exc:  # every failure ends with one actionable line

@@ -337,6 +337,21 @@ def check_destination(args: argparse.Namespace) -> None:
         check_duckdb_file(resolve_duckdb_path(args.duckdb_path))
     if args.command == "run":
         check_dbt(args)
+    merging = _selected_merge_tables(args)
+    if merging and merge_strategy(destination_factory(args), fmt) is None:
+        raise UsageError(_no_merge_message(args, merging))
+
+
+def _selected_merge_tables(args: argparse.Namespace) -> List[str]:
+    """The merge tables among ``--resources`` (all tables without it), from the source's
+    settings; the check on the built source (``apply_destination_hints``) is the final one."""
+    try:
+        from close_reports.source.settings import TABLES, write_disposition
+    except ImportError:  # pragma: no cover - the source's settings moved
+        return []
+    option = getattr(args, "resources", None) or ""
+    names = [n.strip() for n in option.split(",") if n.strip()] or list(TABLES)
+    return [n for n in names if n in TABLES and _is_merge(write_disposition(n))]
 
 
 # ---------------------------------------------------------------- the pipeline and its state

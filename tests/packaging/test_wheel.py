@@ -139,6 +139,9 @@ def test_run_demo_from_an_empty_directory_loads_and_builds_the_marts(
     assert f"DuckDB file: {installed.home / 'close.duckdb'}" in demo_run.stdout
     created = sorted(p.name for p in installed.home.iterdir())
     assert "dbt" not in created and "target" not in created, created
+    package = next((installed.bin.parent / "lib").glob("python3*/site-packages/close_reports"))
+    written = sorted(p.name for p in (package / "dbt_project").iterdir())
+    assert not {"target", "logs", "dbt_packages"} & set(written), written
 
 
 def test_dataset_row_counts_and_arrow_work(
