@@ -357,13 +357,14 @@ def serve_demo_api(args: argparse.Namespace) -> int:
 
 def keep_dbt_files_out_of_the_package() -> None:
     """When the dbt project is the installed package's (not a checkout's ``dbt/``), dbt's
-    ``target/`` and ``logs/`` go to dlt's working dir of the pipeline, not into
+    ``target/``, ``logs/`` and ``dbt_packages/`` go to dlt's working dir of the pipeline, not into
     site-packages (which may be read-only, and is shared by every user of the install)."""
     if DBT_DIR.name != "dbt_project":
         return
     work = destinations.pipelines_dir() / destinations.PIPELINE_NAME / "dbt"
     os.environ.setdefault("DBT_TARGET_PATH", str(work / "target"))
     os.environ.setdefault("DBT_LOG_PATH", str(work / "logs"))
+    os.environ.setdefault("DBT_PACKAGES_INSTALL_PATH", str(work / "dbt_packages"))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
