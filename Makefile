@@ -37,5 +37,8 @@ bench: setup ## Run the benchmarks (quick variants) and write bench/results/*.js
 	$(BIN)/python bench/rate_limit_efficiency.py --quick
 	$(BIN)/python bench/load_throughput.py --quick
 
-clean: ## Remove the venv, DuckDB files and dlt/dbt working files
+clean: ## Remove the venv, DuckDB files, the dashboard, dbt's files and dlt's working dir of pipeline close
+	@dir=$$($(BIN)/python -c "from dlt.common.pipeline import get_dlt_pipelines_dir; print(get_dlt_pipelines_dir())" 2>/dev/null \
+	  || echo "$${DLT_DATA_DIR:-$$( [ "$$(id -u)" = 0 ] && echo /var/dlt || echo $$HOME/.dlt)}/pipelines"); \
+	  echo "rm -rf $$dir/close"; rm -rf "$$dir/close"
 	rm -rf $(VENV) *.duckdb *.duckdb.wal close-dashboard.html dbt/target dbt/logs .pytest_cache

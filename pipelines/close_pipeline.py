@@ -13,19 +13,25 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from close_reports import destinations
 from close_reports.failures import (
     DbtBuildError,
     PartialLoadError,
     UsageError,
+    check_config_files,
     explain,
     failed_reports,
+    interrupt_message,
+    interrupted,
 )
 from close_reports.loading import load_with_ledger
-from close_reports.progress import Progress
+from close_reports.progress import Progress, dbt_progress
+from close_reports.simulator import defaults as simulator_defaults
 from close_reports.summary import (
     RunSummary,
     drift_warnings,
@@ -44,10 +50,10 @@ def dbt_project_dir() -> Path:
 
 
 DBT_DIR = dbt_project_dir()
-DEFAULT_DUCKDB = "close.duckdb"
+DEFAULT_DUCKDB = destinations.DEFAULT_DUCKDB
 DEMO_DAYS = 90
-DEMO_SCALE = "medium"
-DEMO_SEED = 7
+DEMO_SCALE = simulator_defaults.SCALE
+DEMO_SEED = simulator_defaults.SEED
 DEMO_KEY = "demo"
 
 EPILOG = """\
@@ -90,6 +96,12 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
     )
     _add_destination_options(parser)
     parser.add_argument(
+        "--table-format",
+        choices=destinations.TABLE_FORMATS,
+        help="with --destination filesystem: write Delta or Iceberg tables, which can merge "
+        "(plain files cannot, so report tables are refused without it)",
+    )
+    parser.add_argument(
         "--full-refresh",
         action="store_true",
         help="drop this source's tables and state first, then load from scratch",
@@ -121,9 +133,10 @@ def _add_destination_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--duckdb-path",
-        default=DEFAULT_DUCKDB,
-        help=f"DuckDB file for --destination duckdb (default: {DEFAULT_DUCKDB} in the "
-        "working directory)",
+        default=None,
+        help="DuckDB file for --destination duckdb (default: dlt's setting "
+        "DESTINATION__DUCKDB__CREDENTIALS / [destination.duckdb] credentials, else "
+        f"{DEFAULT_DUCKDB} in the working directory)",
     )
 
 
@@ -237,37 +250,8 @@ def _check_dates(args: argparse.Namespace) -> None:
 
 
 def _destination(args: argparse.Namespace) -> Any:
-    import dlt
-    from dlt.common.destination.exceptions import UnknownDestinationModule
-
-    if args.destination == "duckdb":
-        return dlt.destinations.duckdb(credentials=str(Path(args.duckdb_path).resolve()))
-    try:
-        from dlt.common.destination.reference import Destination
-
-        return Destination.from_reference(args.destination)
-    except (UnknownDestinationModule, ImportError, ValueError) as exc:
-        raise UsageError(
-            f"Unknown or unavailable destination {args.destination!r}: use a dlt destination "
-            "name such as duckdb, postgres, motherduck, bigquery, snowflake (install its extra, "
-            f"e.g. pip install -e '.[postgres]'). ({str(exc).splitlines()[0]})"
-        ) from exc
-
-
-def _check_duckdb_unlocked(args: argparse.Namespace) -> None:
-    """Fails before any request when another process holds the DuckDB file."""
-    if args.destination != "duckdb" or not Path(args.duckdb_path).exists():
-        return
-    import duckdb
-
-    try:
-        duckdb.connect(str(Path(args.duckdb_path).resolve())).close()
-    except duckdb.Error as exc:
-        raise UsageError(
-            f"The DuckDB file {args.duckdb_path} is locked by another process (a DuckDB CLI, "
-            "a notebook, a BI tool or another pipeline run): close it, or load into another "
-            f"file with --duckdb-path. ({str(exc).splitlines()[0]})"
-        ) from exc
+    """The dlt destination for the options (``destinations.destination_factory``)."""
+    return destinations.destination_factory(args)
 
 
 def _demo_source_kwargs() -> Dict[str, Any]:
@@ -294,21 +278,20 @@ def _demo_source_kwargs() -> Dict[str, Any]:
 
 def load(args: argparse.Namespace, summary: RunSummary) -> Any:
     """Extracts and loads the raw tables; returns the dlt pipeline."""
-    import dlt
-
     from close_reports.source import RunLog, close_source
 
     _check_dates(args)
     names = _resources(args.resources)
-    destination = _destination(args)
-    _check_duckdb_unlocked(args)
+    destinations.check_destination(args)
     run_log = RunLog()
     progress = Progress()
+    stop = threading.Event()
     kwargs: Dict[str, Any] = {
         "progress": progress,
         "run_log": run_log,
         "fail_fast": args.fail_fast,
         "force_refresh_days": args.refresh_days,
+        "cancel": stop,
     }
     if args.demo:
         kwargs.update(_demo_source_kwargs())
@@ -316,22 +299,19 @@ def load(args: argparse.Namespace, summary: RunSummary) -> Any:
         kwargs["start_date"] = args.start
     if args.end:
         kwargs["end_date"] = args.end
-    pipeline = dlt.pipeline(
-        pipeline_name="close", destination=destination, dataset_name=args.dataset
-    )
+    pipeline = destinations.make_pipeline(args)
     try:
         source = close_source(**kwargs)
         if names:
             source = source.with_resources(*names)
+        destinations.apply_destination_hints(source, args, pipeline.destination)
         summary.phases.update(
-            load_with_ledger(
-                pipeline,
-                source,
-                run_log,
-                loader_file_format="parquet" if args.destination == "duckdb" else None,
-                refresh="drop_sources" if args.full_refresh else None,
-            )
+            load_with_ledger(pipeline, source, run_log, **destinations.run_options(args))
         )
+    except BaseException as exc:
+        if interrupted(exc) is not None:
+            stop.set()  # every worker's requests stop at once
+        raise
     finally:
         progress.close()
         summary.requests = run_log.totals()
@@ -415,28 +395,71 @@ def serve_demo_api(args: argparse.Namespace) -> int:
     return int(simulator_main(argv) or 0)
 
 
+def keep_dbt_files_out_of_the_package() -> None:
+    """When the dbt project is the installed package's (not a checkout's ``dbt/``), dbt's
+    ``target/``, ``logs/`` and ``dbt_packages/`` go to dlt's working dir of the pipeline, not into
+    site-packages (which may be read-only, and is shared by every user of the install)."""
+    if DBT_DIR.name != "dbt_project":
+        return
+    work = destinations.pipelines_dir() / destinations.PIPELINE_NAME / "dbt"
+    os.environ.setdefault("DBT_TARGET_PATH", str(work / "target"))
+    os.environ.setdefault("DBT_LOG_PATH", str(work / "logs"))
+    os.environ.setdefault("DBT_PACKAGES_INSTALL_PATH", str(work / "dbt_packages"))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``close-pipeline`` and ``python pipelines/close_pipeline.py``."""
     args = build_parser().parse_args(argv)
     if args.command == "serve-demo-api":
         return serve_demo_api(args)
     if args.command == "dashboard":
+        import importlib.util
+
+        if (
+            importlib.util.find_spec("altair") is None
+            or importlib.util.find_spec("vl_convert") is None
+        ):
+            print(
+                "close-pipeline dashboard failed: it needs the dashboard extra: "
+                "pip install 'close-reports[dashboard]'",
+                file=sys.stderr,
+            )
+            return 2
         from close_reports.dashboard import command as dashboard_command
 
         return int(dashboard_command(args))
     summary = RunSummary(dataset=args.dataset)
-    if args.destination == "duckdb":
-        summary.duckdb_path = str(Path(args.duckdb_path).resolve())
+    step = "setup"
     try:
+        check_config_files()
+        if args.destination == "duckdb":
+            # absolute, and resolved once: dlt's setting, else close.duckdb here
+            args.duckdb_path = str(destinations.resolve_duckdb_path(args.duckdb_path))
+            summary.duckdb_path = args.duckdb_path
         pipeline = None
         if args.command in ("run", "load"):
+            step = "load"
             pipeline = load(args, summary)
         if args.command in ("run", "transform"):
-            transform(args, summary, pipeline)
-    except KeyboardInterrupt:
-        print("\nInterrupted: nothing of this run was committed.", file=sys.stderr)
-        return 130
-    except Exception as exc:  # every failure ends with one actionable line
+            step = "dbt"
+            duckdb_file = Path(args.duckdb_path or "")
+            if args.command == "transform":
+                destinations.check_dbt(args)
+                if duckdb_file.is_file():
+                    destinations.check_duckdb_file(duckdb_file)
+            keep_dbt_files_out_of_the_package()
+            with dbt_progress(destinations.dbt_target(args)):
+                transform(args, summary, pipeline)
+    except BaseException as exc:  # every failure ends with one actionable line
+        if not isinstance(exc, Exception) and interrupted(exc) is None:
+            raise  # SystemExit and the like
+        signal_number = interrupted(exc)
+        if signal_number is not None:
+            print(
+                f"\nclose-pipeline {args.command} interrupted: {interrupt_message(exc, step)}",
+                file=sys.stderr,
+            )
+            return 128 + int(signal_number)
         message, status = explain(exc)
         message = " ".join(message.split())  # the last line says what failed, on one line
         print(f"close-pipeline {args.command} failed: {message}", file=sys.stderr)

@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional
 
 import dlt
 
+from close_reports.failures import interrupted
 from close_reports.source.ledger import RunLog, ledger_resource
 from close_reports.source.migrate import add_segment_column
 
@@ -22,11 +23,12 @@ def load_with_ledger(
     pipeline: dlt.Pipeline,
     source: Any,
     run_log: RunLog,
-    *,
-    loader_file_format: Optional[str] = None,
-    refresh: Optional[str] = None,
+    **options: Any,
 ) -> Dict[str, float]:
     """Extracts ``source``, then its ledger, then normalizes and loads everything.
+
+    ``options`` go to ``pipeline.extract`` (``loader_file_format``, ``table_format``,
+    ``refresh``: the ledger is extracted without ``refresh``).
 
     Returns:
         Seconds per step (extract, normalize, load).
@@ -37,19 +39,19 @@ def load_with_ledger(
     seconds: Dict[str, float] = {}
     add_segment_column(pipeline)  # tables of an earlier version: segment = '_all'
     started = time.monotonic()
-    options: Dict[str, Any] = {"loader_file_format": loader_file_format}
     failure: Optional[BaseException] = None
     run_id = f"{time.time():.6f}"
     try:
-        info = pipeline.extract(source, refresh=refresh, **options)  # type: ignore[arg-type]
+        info = pipeline.extract(source, **options)
         run_id = info.loads_ids[-1] if info.loads_ids else run_id
-    except KeyboardInterrupt:
-        raise
     except Exception as exc:  # the ledger still lands, then the error goes on
+        if interrupted(exc) is not None:
+            raise  # Ctrl-C: stop now (dlt wraps the KeyboardInterrupt in its step error)
         failure = exc
     seconds["extract"] = time.monotonic() - started
     if run_log.entries:
-        pipeline.extract(ledger_resource(run_log, run_id), **options)
+        ledger_options = {k: v for k, v in options.items() if k != "refresh"}
+        pipeline.extract(ledger_resource(run_log, run_id), **ledger_options)
     step = time.monotonic()
     pipeline.normalize()
     seconds["normalize"] = time.monotonic() - step

@@ -2,29 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
-from typing import IO, Dict, Optional
-
-from tqdm import tqdm
+from typing import IO, Any, Dict, Iterator, Optional
 
 from close_reports.source.windows import Window
 
+try:  # the `progress` extra; without it a terminal gets the plain lines too
+    from tqdm import tqdm
+except ImportError:  # pragma: no cover - exercised by tests/packaging (core install)
+    tqdm = None
+
 LOG_EVERY_SECONDS = 5.0
+DBT_EVERY_SECONDS = 15.0
 
 
 class Progress:
     """Receives ``(table, org_id, window)`` after each report window is read.
 
-    On a terminal each report gets a tqdm bar counting windows; otherwise (CI, cron) a plain
-    line per report at most every ``LOG_EVERY_SECONDS``, and one when it finishes.
+    On a terminal each report gets a tqdm bar counting windows; otherwise (CI, cron, or tqdm
+    not installed) a plain line per report at most every ``LOG_EVERY_SECONDS``, and one when
+    it finishes.
     """
 
     def __init__(self, stream: Optional[IO[str]] = None, interactive: Optional[bool] = None):
         self.stream = stream or sys.stderr
         self.interactive = self.stream.isatty() if interactive is None else interactive
-        self._bars: Dict[str, tqdm] = {}
+        self.interactive = self.interactive and tqdm is not None
+        self._bars: Dict[str, Any] = {}
         self._counts: Dict[str, int] = {}
         self._last_window: Dict[str, Window] = {}
         self._logged_at: Dict[str, float] = {}
@@ -43,7 +50,7 @@ class Progress:
                 self._logged_at[table] = now
                 self._log(table, org_id)
 
-    def _bar(self, table: str) -> tqdm:
+    def _bar(self, table: str) -> Any:
         if table not in self._bars:
             self._bars[table] = tqdm(
                 desc=f"{table:<32}",
@@ -71,3 +78,32 @@ class Progress:
             if not self.interactive:
                 for table, count in self._counts.items():
                     print(f"progress: {table} done, {count} windows", file=self.stream, flush=True)
+
+
+@contextlib.contextmanager
+def dbt_progress(
+    target: str, stream: Optional[IO[str]] = None, every: float = DBT_EVERY_SECONDS
+) -> Iterator[None]:
+    """Lines while dbt builds (most of a demo run, silent otherwise): one when it starts, one
+    every ``every`` seconds with the time so far, and one with the total when it ends."""
+    out = stream or sys.stderr
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(every):
+            print(f"dbt: still building ({time.monotonic() - started:.0f} s)", file=out, flush=True)
+
+    print(
+        f"dbt: building the marts on {target} (seeds, staging views, marts, tests)...",
+        file=out,
+        flush=True,
+    )
+    thread = threading.Thread(target=heartbeat, name="dbt-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    print(f"dbt: done in {time.monotonic() - started:.1f} s", file=out, flush=True)

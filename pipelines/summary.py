@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional
 
 import dlt
 
-EXAMPLE_QUERIES = (
+EXAMPLE_QUERIES = (  # relative ranges that hold loaded days whatever today is (never today)
     "select user_name, sum(calls_count) as calls, round(sum(calls_duration_minutes)) as "
     "talk_minutes from close_marts.fct_user_activity_daily where activity_date >= "
     "current_date - 7 group by 1 order by 2 desc",
     "select status_label, sum(count_entered) as entered, sum(count_left) as left_status "
-    "from close_marts.fct_lead_status_daily where status_date >= date_trunc('month', "
-    "current_date) group by 1 order by 2 desc",
+    "from close_marts.fct_lead_status_daily where status_date >= current_date - 30 "
+    "group by 1 order by 2 desc",
 )
 
 VARIANT_MARK = "__v_"
@@ -55,9 +57,28 @@ class RunSummary:
         out += [f"  warning: {w}" for w in self.warnings]
         out += [f"  not loaded: {f}" for f in self.failed_reports]
         if self.duckdb_path:
+            cli = duckdb_cli()
             out += [f"  DuckDB file: {self.duckdb_path}", "  try:"]
-            out += [f'    duckdb {self.duckdb_path} "{query}"' for query in EXAMPLE_QUERIES]
+            if self.mart_rows:
+                out += [f'    {cli} -readonly {self.duckdb_path} "{q}"' for q in EXAMPLE_QUERIES]
+            else:
+                out.append(
+                    f'    {cli} -readonly {self.duckdb_path} "select table_name, estimated_size '
+                    "from duckdb_tables() where schema_name = '{self.dataset}' order by 1\""
+                )
+            if cli == "duckdb":
+                out.append(
+                    "    (no duckdb CLI next to this Python: pip install 'duckdb-cli<2', or "
+                    f"python -c \"import duckdb; duckdb.connect('{self.duckdb_path}', "
+                    "read_only=True).sql('select 42').show()\")"
+                )
         return out
+
+
+def duckdb_cli() -> str:
+    """The DuckDB CLI installed next to this Python (``duckdb-cli``), else plain ``duckdb``."""
+    here = Path(sys.executable).parent / "duckdb"
+    return str(here) if here.is_file() else "duckdb"
 
 
 def table_row_counts(pipeline: dlt.Pipeline) -> Dict[str, int]:

@@ -22,6 +22,8 @@ def add_segment_column(pipeline: Any) -> List[str]:
     """Adds ``segment = '_all'`` to every report table of ``pipeline``'s destination that
     lacks it; returns the tables changed (``dataset.table``). A destination without SQL
     (filesystem) or not created yet is left alone."""
+    if "filesystem" in str(getattr(pipeline.destination, "destination_type", "")):
+        return []  # files: a table without the column is read with it null (upsert tables)
     try:
         sql_client = pipeline.sql_client()
     except Exception:  # noqa: BLE001 - no SQL client for this destination

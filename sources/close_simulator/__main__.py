@@ -18,6 +18,7 @@ import threading
 from datetime import date
 from types import FrameType
 
+from . import defaults
 from .handler import CloseSimulator
 from .org import SCALES, generate_org
 from .server import serve
@@ -32,8 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--port", type=int, default=8765, help="TCP port (0 = a free port)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
-    parser.add_argument("--seed", type=int, default=1, help="organization seed")
-    parser.add_argument("--scale", choices=sorted(SCALES), default="small", help="org size")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.SEED,
+        help=f"organization seed (default {defaults.SEED})",
+    )
+    parser.add_argument(
+        "--scale",
+        choices=sorted(SCALES),
+        default=defaults.SCALE,
+        help=f"org size (default {defaults.SCALE})",
+    )
     parser.add_argument(
         "--anchor-date",
         type=date.fromisoformat,

@@ -34,3 +34,14 @@ def test_a_bar_per_report_on_a_terminal() -> None:
     output = stream.getvalue()
     assert "activity_by_user" in output and "funnel_totals" in output
     assert "2 windows" in output and "2026-03-01" in output
+
+
+def test_dbt_build_prints_a_line_when_it_starts_and_ends() -> None:
+    from close_reports.progress import dbt_progress
+
+    stream = io.StringIO()
+    with dbt_progress("duckdb", stream=stream, every=3600):
+        pass
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "dbt: building the marts on duckdb (seeds, staging views, marts, tests)..."
+    assert lines[-1].startswith("dbt: done in ")

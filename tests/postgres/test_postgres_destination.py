@@ -8,8 +8,9 @@ runs ``close-pipeline run`` twice as subprocesses, side by side, on the same org
 Postgres run succeeds, that every raw table and every mart has rows, and that the marts hold
 the same numbers on both warehouses.
 
-Needs the PostgreSQL server binaries (Debian / Ubuntu: ``apt-get install postgresql``; found on
-PATH or under ``/usr/lib/postgresql/*/bin``). Without them the tests fail, they do not skip.
+Needs the PostgreSQL server binaries: the system's (on PATH or under ``/usr/lib/postgresql/*/bin``)
+or those of the ``pgserver`` wheel, a dev dependency (``pip install -e '.[dev]'``), so a machine
+with only Python, pip and make runs them. Without either the tests fail, they do not skip.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import datetime as dt
 import decimal
 import glob
+import importlib.util
 import json
 import math
 import os
@@ -50,8 +52,9 @@ CUSTOM_REPORTS = [  # one Explorer query, so that `custom_reports` is loaded too
     {"name": "leads_per_day", "x": "lead.date_created", "y": "lead.count", "interval": "day"}
 ]
 INSTALL_HINT = (
-    "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under "
-    "/usr/lib/postgresql/*/bin. tests/postgres starts a real PostgreSQL server: install it "
+    "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH, under "
+    "/usr/lib/postgresql/*/bin, nor in the pgserver wheel. tests/postgres starts a real "
+    "PostgreSQL server: `pip install -e '.[dev]'` (installs pgserver), or install the server "
     "with `apt-get install postgresql` (Debian / Ubuntu)."
 )
 
@@ -59,8 +62,22 @@ INSTALL_HINT = (
 # ---------------------------------------------------------------- a throwaway Postgres server
 
 
+def pgserver_bin_dir() -> Path | None:
+    """The server binaries shipped in the ``pgserver`` wheel (found without importing it)."""
+    spec = importlib.util.find_spec("pgserver")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        bin_dir = Path(location) / "pginstall" / "bin"
+        if (bin_dir / "initdb").exists() and (bin_dir / "pg_ctl").exists():
+            return bin_dir
+    return None
+
+
 def postgres_bin_dir() -> Path | None:
-    """The directory holding initdb and pg_ctl: PATH first, else the newest Debian install."""
+    """The directory holding initdb and pg_ctl: CLOSE_PG_BIN_DIR, PATH, the newest Debian
+    install, else the pgserver wheel's."""
+    chosen = os.environ.get("CLOSE_PG_BIN_DIR")
+    if chosen:
+        return Path(chosen)
     initdb = shutil.which("initdb")
     if initdb and shutil.which("pg_ctl"):
         return Path(initdb).resolve().parent
@@ -71,7 +88,7 @@ def postgres_bin_dir() -> Path | None:
     for initdb in reversed(candidates):
         if Path(initdb).with_name("pg_ctl").exists():
             return Path(initdb).parent
-    return None
+    return pgserver_bin_dir()
 
 
 def free_port() -> int:
@@ -138,6 +155,23 @@ class PostgresServer:
         con.close()
 
 
+def reachable_bin_dir(bin_dir: Path, as_user: list[str], root: Path) -> Path:
+    """``bin_dir``, or a copy under ``root`` when the unprivileged user cannot run it (a venv
+    inside a directory private to root). pgserver's binaries find their libraries at
+    ``../../../pgserver.libs``, so that folder is copied beside them."""
+    probe = subprocess.run([*as_user, "test", "-x", str(bin_dir / "initdb")], check=False)
+    if probe.returncode == 0:
+        return bin_dir
+    install = bin_dir.parent  # pginstall/ (bin, lib, share)
+    copy = root / "site" / install.parent.name / install.name
+    shutil.copytree(install, copy, symlinks=True)
+    libs = install.parent.parent / f"{install.parent.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, root / "site" / libs.name, symlinks=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(root / "site")], check=True)
+    return copy / "bin"
+
+
 @contextlib.contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
     bin_dir = postgres_bin_dir()
@@ -152,6 +186,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     root = Path(tempfile.mkdtemp(prefix="close-pg-"))
     if as_user:
         shutil.chown(root, user="nobody")
+        bin_dir = reachable_bin_dir(bin_dir, as_user, root)
     server = PostgresServer(bin_dir=bin_dir, root=root, port=free_port(), as_user=as_user)
     try:
         server.start()

@@ -115,6 +115,8 @@ def test_cli_prints_the_listening_line() -> None:
             "0",
             "--seed",
             "4",
+            "--scale",
+            "small",
             "--anchor-date",
             "2026-03-20",
             "--rate-limit",
