@@ -112,19 +112,9 @@ def drop_and_reload(tmp_path: Path, server: str, *drop_options: str) -> Dict[str
     return {"before": before, "after": counts(path)}
 
 
-def test_dlt_pipeline_drop_acts_on_the_file_close_pipeline_loaded(tmp_path, server) -> None:
-    """Today the source keeps its cursors in the source state (``last_day.<report>``), so the
-    drop names that path too; see the test below for the plain form."""
-    tables = drop_and_reload(tmp_path, server, "--state-paths", "last_day.activity_by_user")
-    assert tables["after"] == tables["before"]
-
-
-@pytest.mark.xfail(
-    reason="needs the source's cursor in dlt's resource state (sources/close/incremental.py), "
-    "so that `dlt pipeline close drop <table>` resets it with the table",
-    strict=True,
-)
 def test_dlt_pipeline_drop_table_alone_reloads_that_report(tmp_path, server) -> None:
+    """dlt's own CLI acts on the file close-pipeline loaded, and dropping a table resets that
+    table's cursor (its resource state) with it."""
     tables = drop_and_reload(tmp_path, server)
     assert tables["after"] == tables["before"]
 
