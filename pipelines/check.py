@@ -195,13 +195,20 @@ def _verdict(probes: Sequence["Probe"], record: Optional[str]) -> int:
     if not failed:
         print(f"close-pipeline check: all {len(probes)} endpoints answer as the loader expects")
         return 0
-    names = ", ".join(f"{p.name} ({p.status or p.outcome})" for p in failed)
+    several = len({p.org_id for p in probes}) > 1
+    names = ", ".join(_label(p, several) for p in failed)
     print(
         f"close-pipeline check failed: {len(failed)} of {len(probes)} endpoints were refused "
         f"or differ from what the loader expects: {names}",
         file=sys.stderr,
     )
     return int(EXIT_USAGE if any(p.outcome == BAD_CONFIG for p in failed) else EXIT_FAILED)
+
+
+def _label(probe: "Probe", several: bool) -> str:
+    """``name (status)``, with the org when several keys were checked."""
+    org = f" of {probe.org_id or 'a refused key'}" if several else ""
+    return f"{probe.name}{org} ({probe.status or probe.outcome})"
 
 
 def resolve_settings(overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
@@ -232,10 +239,6 @@ class Exchange:
     tz_offset: Optional[str]
     status: int
     response: Any
-
-    def key(self) -> Tuple[str, ...]:
-        """What identifies the request on replay."""
-        return _request_key(self.method, self.path, self.params, self.body)
 
 
 @dataclass
@@ -450,7 +453,8 @@ class RecordingTransport(httpx.BaseTransport):
         )
 
     def close(self) -> None:
-        self.inner.close()
+        """Leaves ``inner`` open: it is shared by every key's client (``run_check`` closes
+        the one it made)."""
 
 
 def _json_or_text(content: bytes) -> Any:
@@ -701,7 +705,8 @@ def run_check(
         segments_for(report, config.segments)
     given = settings.get("today")
     today = local_today(config.timezone) if given is None else date.fromisoformat(str(given))
-    inner = transport or settings.get("transport") or httpx.HTTPTransport()
+    given_transport = transport or settings.get("transport")
+    inner = given_transport or httpx.HTTPTransport()
     base_url = str(settings.get("base_url"))
     day = Window(today - timedelta(days=1), today)
     emit(
@@ -710,11 +715,19 @@ def run_check(
     )
     checks: List[OrgCheck] = []
     seen: Set[str] = set()
-    for key in config.api_keys:
+    for number, key in enumerate(config.api_keys, start=1):
+        if len(config.api_keys) > 1:
+            emit(f"API key {number} of {len(config.api_keys)}:")
         recorder = RecordingTransport(inner, base_url)
         check = OrgCheck(replace(config, api_keys=(key,)), settings, recorder, today, emit)
-        check.run(seen)
+        try:
+            check.run(seen)
+        finally:
+            if check.org is not None:
+                check.org.client.close()
         checks.append(check)
+    if given_transport is None:
+        inner.close()
     if record is not None:
         secrets = tuple(config.api_keys) + tuple(
             base64.b64encode(f"{k}:".encode()).decode() for k in config.api_keys
@@ -737,12 +750,15 @@ def write_records(
     several), redacted, with a ``check.json`` manifest per org for ``replay``."""
     people = person_names(e.response for check in checks for p in check.probes for e in p.exchanges)
     written: List[Path] = []
+    orgs: Set[str] = set()
     for number, check in enumerate(checks, start=1):
-        if not check.probes:
-            continue
+        org = check.org_id or f"key_{number}"
+        if not check.probes or org in orgs:
+            continue  # a second key of an org already recorded
+        orgs.add(org)
         folder = directory
         if len(checks) > 1:
-            folder = directory / (check.org_id or f"key_{number}")
+            folder = directory / org
         folder.mkdir(parents=True, exist_ok=True)
         files = []
         for probe in check.probes:
