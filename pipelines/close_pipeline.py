@@ -215,6 +215,21 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
+    from close_reports.check import EPILOG as CHECK_EPILOG
+    from close_reports.check import add_arguments as add_check_arguments
+
+    add_check_arguments(
+        commands.add_parser(
+            "check",
+            help="probe every endpoint the loader reads once; name what differs",
+            description="Call each Close endpoint the loader uses once, with the smallest "
+            "window, and check each answer against the shapes the loader relies on (its "
+            "reshapers and the declared column types). One line per endpoint. Reads the same "
+            "configuration as load.",
+            epilog=CHECK_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     return parser
 
 
@@ -428,6 +443,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from close_reports.dashboard import command as dashboard_command
 
         return int(dashboard_command(args))
+    if args.command == "check":
+        from close_reports.check import command as check_command
+
+        return int(check_command(args, _demo_source_kwargs))
     summary = RunSummary(dataset=args.dataset)
     step = "setup"
     try:
