@@ -281,7 +281,7 @@ def dbt_profiles_file() -> Path:
 
 def dbt_targets() -> List[str]:
     """The targets of the ``close_reports`` profile in the shipped ``profiles.yml``."""
-    import yaml  # type: ignore[import-untyped]  # a dependency of dlt and dbt
+    import yaml  # type: ignore[import-untyped, unused-ignore]  # a dependency of dlt and dbt
 
     profiles = yaml.safe_load(dbt_profiles_file().read_text()) or {}
     return sorted((profiles.get("close_reports") or {}).get("outputs") or {})
