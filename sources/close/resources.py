@@ -134,12 +134,12 @@ class Unit:
     tables: Tuple[str, ...]
     entry: Entry
     load_id: Optional[str]
+    spool: Spool
+    """The report's spool (shared by its units, each under its own key)."""
     span: Optional[Window] = None
     calls: List[Call] = field(default_factory=list)
     done: int = 0
     failed: bool = False
-    spool: Spool = field(default_factory=Spool)
-    """The report's spool (shared by its units, each under its own key)."""
     batchers: Dict[str, Batcher] = field(default_factory=dict)
 
     def fetch(self, call: Call) -> Dict[str, Part]:
@@ -219,10 +219,8 @@ def _units(report: Report, run: Run, tables: Tuple[str, ...], spool: Spool) -> L
                 entry = run.run_log.entry(name, org.org_id, segment.name, tables)
                 with RequestStats.scope(entry.stats):
                     try:
-                        unit = _planned_unit(report, run, org, segment, query, tables, entry,
-                                             load_id)  # fmt: skip
-                        unit.spool = spool
-                        units.append(unit)
+                        units.append(_planned_unit(report, run, org, segment, query, tables,
+                                                   entry, load_id, spool))  # fmt: skip
                     except Exception as exc:  # noqa: BLE001 - classified by _failed
                         _failed(run, entry, exc)
     return units
@@ -237,6 +235,7 @@ def _planned_unit(
     tables: Tuple[str, ...],
     entry: Entry,
     load_id: Optional[str],
+    spool: Spool,
 ) -> Unit:
     config = run.config
     metric_keys = org.metric_keys if report.with_metrics else ()
@@ -244,7 +243,7 @@ def _planned_unit(
     scope = Scope(org, segment, config.timezone, config.metrics_chunk_size,
                   config.overview_max_days, query, schemas)  # fmt: skip
     key = incremental.unit_key(segment.name, query["name"] if query else None)
-    unit = Unit(report, scope, key, tables, entry, load_id)
+    unit = Unit(report, scope, key, tables, entry, load_id, spool)
     unit.batchers = {t: Batcher(t, schemas[t], load_id) for t in tables}
     last = None if config.is_backfill else incremental.cursor(tables, org.org_id, key)
     lookback = config.lookback_days
