@@ -84,6 +84,16 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str) -> List[tuple]:
     return con.execute(sql).fetchall()
 
 
+def query(pipeline: dlt.Pipeline, sql: str) -> List[tuple]:
+    """Rows of ``sql`` on the loaded tables; the connection is closed again, so the next run
+    can write the file."""
+    con = warehouse(pipeline)
+    try:
+        return rows(con, sql)
+    finally:
+        con.close()
+
+
 def table_snapshot(pipeline: dlt.Pipeline, tables: Sequence[str]) -> Dict[str, List[tuple]]:
     """Every row of ``tables`` without dlt's load columns, sorted: for before/after checks."""
     con = warehouse(pipeline)

@@ -17,6 +17,7 @@ from tests.utils import (
     ANCHOR,
     TODAY,
     make_pipeline,
+    query,
     rows,
     run,
     small_org,
@@ -26,14 +27,6 @@ from tests.utils import (
 )
 
 START = (ANCHOR - timedelta(days=9)).isoformat()
-
-
-def query(pipeline, sql: str) -> list:
-    con = warehouse(pipeline)
-    try:
-        return rows(con, sql)
-    finally:
-        con.close()
 
 
 def two_segments(org) -> List[Dict[str, Any]]:

@@ -13,6 +13,7 @@ from tests.utils import (
     ANCHOR,
     TODAY,
     make_pipeline,
+    query,
     rows,
     run,
     small_org,
@@ -29,16 +30,6 @@ MONTH_TABLES = [
     "opportunity_status_transitions",
 ]
 MONTHLY = ["funnel_totals", "funnel_stages", "custom_reports"]
-
-
-def query(pipeline, sql: str) -> list:
-    """Rows of ``sql`` on the loaded tables (the connection closed again, so the next run
-    can write)."""
-    con = warehouse(pipeline)
-    try:
-        return rows(con, sql)
-    finally:
-        con.close()
 
 
 def month_rows(pipeline, month: str) -> dict:
