@@ -202,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rate-limit", type=float, help="requests per second per key (429 above)")
     serve.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
     serve.add_argument("--fault-rate", type=float, default=0.0, help="fraction of failed requests")
+    serve.add_argument("--orgs", type=int, default=1, help="distinct orgs (keys demo, demo-2, ...)")
+    serve.add_argument(
+        "--refuse",
+        action="append",
+        default=[],
+        metavar="PREFIX=STATUS[:MESSAGE]",
+        help="answer requests under PREFIX with STATUS, e.g. /report/funnel/=403 (repeatable)",
+    )
     from close_reports.dashboard import add_arguments as add_dashboard_arguments
 
     add_dashboard_arguments(
@@ -407,6 +415,9 @@ def serve_demo_api(args: argparse.Namespace) -> int:
         argv += ["--anchor-date", args.anchor_date]
     if args.rate_limit:
         argv += ["--rate-limit", str(args.rate_limit)]
+    argv += ["--orgs", str(args.orgs)]
+    for refusal in args.refuse:
+        argv += ["--refuse", refusal]
     return int(simulator_main(argv) or 0)
 
 
