@@ -13,7 +13,6 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-
 from close_reports.source.settings import TABLES
 
 from . import fixtures as fx
@@ -57,12 +56,15 @@ def test_user_activity_daily_is_zero_filled_without_fan_out(
     built: tuple[Path, DbtRun],
 ) -> None:
     duckdb_path, _ = built
-    [(rows,)] = query(duckdb_path, "select count(*) from close_marts.fct_user_activity_daily")
+    [(rows,)] = query(
+        duckdb_path,
+        "select count(*) from close_marts.fct_user_activity_daily where segment = '_all'",
+    )
     assert rows == fx.EXPECTED_USER_DAY_ROWS
     sql = """
         select calls_count, calls_duration_seconds, has_report_row
         from close_marts.fct_user_activity_daily
-        where user_id = ? and activity_date = ?
+        where user_id = ? and activity_date = ? and segment = '_all'
     """
     assert query(duckdb_path, sql, fx.ANN, fx.D1) == [(*fx.EXPECTED_ANN_D1_CALLS, True)]
     assert query(duckdb_path, sql, fx.BOB, fx.D2) == [(*fx.EXPECTED_BOB_D2_CALLS, False)]
@@ -75,7 +77,7 @@ def test_activity_long_form_keeps_org_rows_and_distinct_counts(
     sql = """
         select user_id, metric_value, is_additive
         from close_marts.fct_activity_metrics_daily
-        where metric_key = ? and activity_date = ?
+        where metric_key = ? and activity_date = ? and segment = '_all'
         order by user_id
     """
     # leads contacted is a distinct count: the org row is not the sum of the users' rows
@@ -105,6 +107,7 @@ def test_rep_scorecard_matches_hand_computed_months(built: tuple[Path, DbtRun]) 
                emails_sent_count, emails_replied_count, opportunities_won_count,
                opportunities_lost_count, won_value_cents, win_rate, average_time_to_win_seconds
         from close_marts.rpt_rep_scorecard
+        where segment = '_all'
         """,
     )
     actual = {(user, month): tuple(values) for user, month, *values in rows}
@@ -118,7 +121,7 @@ def test_status_marts_keep_days_and_months_apart(built: tuple[Path, DbtRun]) -> 
         """
         select status_date, count_started, count_ended, count_gained, count_lost
         from close_marts.fct_lead_status_daily
-        where status_id = ? order by status_date
+        where status_id = ? and segment = '_all' order by status_date
         """,
         fx.POTENTIAL,
     )
@@ -133,7 +136,8 @@ def test_status_marts_keep_days_and_months_apart(built: tuple[Path, DbtRun]) -> 
         """
         select month_start_date, count_started, count_ended, count_gained, is_complete_month
         from close_marts.fct_status_monthly
-        where object_type = 'lead' and status_id = ? order by month_start_date
+        where object_type = 'lead' and status_id = ? and segment = '_all'
+        order by month_start_date
         """,
         fx.POTENTIAL,
     )
@@ -158,7 +162,7 @@ def test_funnel_rates_guard_zero_denominators(built: tuple[Path, DbtRun]) -> Non
         """
         select user_id, opportunity_count, complete_count, won_count, win_rate
         from close_marts.fct_funnel_totals
-        where cohort_type = 'active-stage-cohort' order by user_id
+        where cohort_type = 'active-stage-cohort' and segment = '_all' order by user_id
         """,
     )
     assert totals == [
@@ -171,7 +175,8 @@ def test_funnel_rates_guard_zero_denominators(built: tuple[Path, DbtRun]) -> Non
         """
         select stage_index, stage_count, cohort_count, conversion_rate_to_next_stage
         from close_marts.fct_funnel_stages
-        where cohort_type = 'created-cohort' and user_id = '_all' order by stage_index
+        where cohort_type = 'created-cohort' and user_id = '_all' and segment = '_all'
+        order by stage_index
         """,
     )
     assert stages == [
@@ -188,7 +193,7 @@ def test_sent_email_rates(built: tuple[Path, DbtRun]) -> None:
         """
         select window_start_date, template_key, sent_count, open_rate, reply_rate
         from close_marts.fct_sent_email_templates
-        where template_key <> '_all' order by 1, 2
+        where template_key <> '_all' and segment = '_all' order by 1, 2
         """,
     )
     assert rows == [
@@ -269,5 +274,125 @@ def test_build_tolerates_raw_tables_not_loaded_yet(tmp_path: Path) -> None:
     run = run_dbt(["build"], duckdb_path, tmp_path)
     assert run.success, run.output[-3000:]
     [(stages,)] = query(duckdb_path, "select count(*) from close_marts.fct_funnel_stages")
-    [(days,)] = query(duckdb_path, "select count(*) from close_marts.fct_user_activity_daily")
+    [(days,)] = query(
+        duckdb_path,
+        "select count(*) from close_marts.fct_user_activity_daily where segment = '_all'",
+    )
     assert (stages, days) == (0, fx.EXPECTED_USER_DAY_ROWS)
+
+
+# --- segments ---------------------------------------------------------------------------------
+
+
+def _fact_grains() -> dict[str, list[str]]:
+    """Mart -> the columns of its grain test (the first unique_combination_of_columns)."""
+    grains: dict[str, list[str]] = {}
+    for yml in (DBT_PROJECT_DIR / "models" / "marts").glob("*.yml"):
+        for model in yaml.safe_load(yml.read_text()).get("models", []):
+            for test in model.get("data_tests", []):
+                if isinstance(test, dict) and "unique_combination_of_columns" in test:
+                    arguments = test["unique_combination_of_columns"]["arguments"]
+                    grains.setdefault(model["name"], arguments["combination_of_columns"])
+    return grains
+
+
+def test_segment_is_part_of_every_fact_grain(built: tuple[Path, DbtRun]) -> None:
+    """Every fact and report mart has `segment` in its grain, and needs it: with the second
+    segment loaded, its key is unique with `segment` and repeats without it."""
+    duckdb_path, _ = built
+    grains = _fact_grains()
+    facts = sorted(name for name in grains if not name.startswith("dim_"))
+    assert len(facts) == 10, facts
+    for mart in facts:
+        key = grains[mart]
+        assert key[:2] == ["org_id", "segment"], (mart, key)
+        without = ", ".join(c for c in key if c != "segment")
+        [(rows, unique, unique_without, segments)] = query(
+            duckdb_path,
+            f"""
+            select count(*), count(distinct ({", ".join(key)})), count(distinct ({without})),
+                   count(distinct segment)
+            from close_marts.{mart}
+            """,
+        )
+        assert rows == unique, f"{mart}: {rows} rows, {unique} keys"
+        assert segments == 2, mart
+        assert unique_without < unique, f"{mart}: the second segment's rows add no key"
+    for dim in (name for name in grains if name.startswith("dim_")):
+        assert "segment" not in grains[dim], dim
+
+
+def test_segment_rows_are_modelled_within_their_segment(built: tuple[Path, DbtRun]) -> None:
+    """The second segment: its own zero-filled spine (its range, the users its report
+    mentions), its own scorecard; the unfiltered rows are unchanged beside it."""
+    duckdb_path, _ = built
+    [(days,)] = query(
+        duckdb_path,
+        "select count(*) from close_marts.fct_user_activity_daily where segment = ?",
+        fx.SEGMENT,
+    )
+    assert days == fx.EXPECTED_SEGMENT_USER_DAY_ROWS
+    rows = query(
+        duckdb_path,
+        """
+        select user_id, month_start_date, calls_count, calls_duration_seconds,
+               emails_sent_count, emails_replied_count, opportunities_won_count,
+               opportunities_lost_count, won_value_cents, win_rate, average_time_to_win_seconds
+        from close_marts.rpt_rep_scorecard
+        where segment = ?
+        """,
+        fx.SEGMENT,
+    )
+    assert {(user, month): tuple(values) for user, month, *values in rows} == (
+        fx.EXPECTED_SEGMENT_SCORECARD
+    )
+    # the segment's org row is its own overview (Ann 2 + Bob 0 calls on D1), not the org's
+    assert query(
+        duckdb_path,
+        """
+        select user_id, metric_value from close_marts.fct_activity_metrics_daily
+        where segment = ? and metric_key = 'calls.all.all.count' and activity_date = ?
+        order by user_id
+        """,
+        fx.SEGMENT,
+        fx.D1,
+    ) == [("_org", 2.0), (fx.ANN, 2.0)]
+    # dimensions have no segment: one row per status, whatever the segments
+    assert query(duckdb_path, "select count(*) from close_marts.dim_lead_statuses") == [(3,)]
+
+
+FACT_MARTS = (
+    "fct_activity_metrics_daily",
+    "fct_funnel_stages",
+    "fct_funnel_totals",
+    "fct_lead_status_daily",
+    "fct_opportunity_status_daily",
+    "fct_sent_email_templates",
+    "fct_status_monthly",
+    "fct_status_transitions",
+    "fct_user_activity_daily",
+    "rpt_rep_scorecard",
+)
+
+
+def _unfiltered_rows(duckdb_path: Path, mart: str) -> list[tuple]:
+    return query(
+        duckdb_path, f"select * from close_marts.{mart} where segment = '_all' order by all"
+    )
+
+
+def test_tables_loaded_before_segments_build_as_all(
+    built: tuple[Path, DbtRun], tmp_path: Path
+) -> None:
+    """Raw report tables without a `segment` column (a loader from before segments) build:
+    every row is `_all`, and those rows equal the `_all` rows of a build with segments."""
+    with_segments, _ = built
+    duckdb_path = fx.create_raw_fixture(tmp_path / "no_segments.duckdb", segments=False)
+    run = run_dbt(["build"], duckdb_path, tmp_path)
+    assert run.success, f"{run.not_passed()}\n{run.output[-3000:]}"
+    assert not run.not_passed()
+    for mart in FACT_MARTS:
+        assert query(duckdb_path, f"select distinct segment from close_marts.{mart}") == [
+            ("_all",)
+        ], mart
+        assert _unfiltered_rows(duckdb_path, mart) == _unfiltered_rows(with_segments, mart), mart

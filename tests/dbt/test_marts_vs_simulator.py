@@ -21,10 +21,10 @@ from typing import Any
 
 import duckdb
 import pytest
-
+from close_reports.simulator import CloseSimulator
 from close_reports.source import close_source
 from close_reports.source.settings import TABLES
-from close_reports.simulator import CloseSimulator
+
 from tests.utils import (
     ANCHOR,
     ONE_DAY,

@@ -1,7 +1,7 @@
 {#- Long form of the activity reports: every metric Close lists in activity_metrics that has a
     column on the loaded tables, unpivoted dynamically (the list is read from the relations'
     columns at run time, so metrics a live org adds need no code change). -#}
-{%- set common = ['org_id', 'report_timezone', 'activity_date', 'window_start_date', 'window_end_date', 'loaded_at'] -%}
+{%- set common = ['org_id', 'segment', 'report_timezone', 'activity_date', 'window_start_date', 'window_end_date', 'loaded_at'] -%}
 {%- set overview_columns = close_metric_columns(ref('stg_close__activity_overview'), common + ['bucket_datetime']) -%}
 {%- set user_columns = close_metric_columns(ref('stg_close__activity_by_user'), common + ['user_id', 'user_name']) -%}
 
@@ -29,6 +29,7 @@ org_metric_values as (
 
     select
         activity_overview.org_id,
+        activity_overview.segment,
         activity_overview.activity_date,
         cast('_org' as {{ dbt.type_string() }}) as user_id,
         metrics.metric_key,
@@ -44,6 +45,7 @@ user_metric_values as (
 
     select
         activity_by_user.org_id,
+        activity_by_user.segment,
         activity_by_user.activity_date,
         activity_by_user.user_id,
         metrics.metric_key,
@@ -67,6 +69,7 @@ final as (
 
     select
         metric_values.org_id,
+        metric_values.segment,
         metric_values.activity_date,
         metric_values.user_id,
         metric_values.metric_key,

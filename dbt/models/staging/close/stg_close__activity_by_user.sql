@@ -12,6 +12,7 @@ renamed as (
 
         ----------  ids
         org_id,
+        {{ close_segment('activity_by_user') }} as segment,
         user_id,
 
         ----------  strings
@@ -19,7 +20,7 @@ renamed as (
         timezone as report_timezone,
 
         ----------  numerics: one column per activity metric (raw metric column names)
-        {{ close_select_metric_columns('activity_by_user', ['org_id', 'window_start', 'window_end', 'timezone', 'date', 'user_id', 'user_name']) }}
+        {{ close_select_metric_columns('activity_by_user', ['org_id', 'segment', 'window_start', 'window_end', 'timezone', 'date', 'user_id', 'user_name']) }}
 
         ----------  dates
         {{ adapter.quote('date') }} as activity_date,
