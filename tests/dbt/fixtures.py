@@ -34,7 +34,9 @@ from typing import Any
 
 import duckdb
 from close_reports.source.settings import TABLES, metric_data_type
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 
+_NAMING = NamingConvention()
 RAW_SCHEMA = "close_raw"
 ORG_ID = "orga_fixture"
 ALL = "_all"
@@ -372,8 +374,9 @@ def _dlt_type_to_duckdb(data_type: str) -> str:
 
 
 def metric_column(metric_key: str) -> str:
-    """The raw column dlt gives a metric key: ``calls.all.all.count`` -> ``calls_all_all_count``."""
-    return metric_key.replace(".", "_")
+    """The raw column dlt gives a metric key (its naming convention, as the loader uses it):
+    ``calls.all.all.count`` -> ``calls_all_all_count``."""
+    return str(_NAMING.normalize_identifier(metric_key))
 
 
 def table_columns(table: str, segments: bool = True) -> dict[str, str]:

@@ -396,3 +396,52 @@ def test_tables_loaded_before_segments_build_as_all(
             ("_all",)
         ], mart
         assert _unfiltered_rows(duckdb_path, mart) == _unfiltered_rows(with_segments, mart), mart
+
+
+# --- metric columns ---------------------------------------------------------------------------
+
+
+def test_metric_columns_are_found_through_activity_metrics(tmp_path: Path) -> None:
+    """Staging reads a metric's raw column from activity_metrics.column_name, not from a rule
+    of its own: a loader that named `calls.all.all.count` differently still fills calls_count,
+    and the metric columns carry their readable names from staging on."""
+    duckdb_path = fx.create_raw_fixture(tmp_path / "renamed.duckdb")
+    con = duckdb.connect(str(duckdb_path))
+    try:
+        for table in fx.ACTIVITY_TABLES:
+            con.execute(
+                f"alter table {fx.RAW_SCHEMA}.{table} rename column calls_all_all_count "
+                "to calls_all_all_count_v2"
+            )
+        con.execute(
+            f"update {fx.RAW_SCHEMA}.activity_metrics set column_name = 'calls_all_all_count_v2' "
+            "where key = 'calls.all.all.count'"
+        )
+    finally:
+        con.close()
+    run = run_dbt(["build"], duckdb_path, tmp_path)
+
+    assert run.success, f"{run.not_passed()}\n{run.output[-3000:]}"
+    staging_columns = {
+        column
+        for (column,) in query(
+            duckdb_path,
+            "select column_name from information_schema.columns "
+            "where table_schema = 'close_staging' and table_name = 'stg_close__activity_by_user'",
+        )
+    }
+    assert {"calls_count", "close_calls_average_duration_seconds"} <= staging_columns
+    assert not {c for c in staging_columns if c.startswith("calls_all_all")}
+    assert query(
+        duckdb_path,
+        "select calls_count from close_marts.fct_user_activity_daily"
+        " where segment = '_all' and user_id = ? and activity_date = ?",
+        fx.ANN,
+        fx.D1,
+    ) == [(fx.EXPECTED_ANN_D1_CALLS[0],)]
+    assert query(
+        duckdb_path,
+        "select metric_value from close_marts.fct_activity_metrics_daily where segment = '_all'"
+        " and user_id = '_org' and metric_key = 'calls.all.all.count' and activity_date = ?",
+        fx.D1,
+    ) == [(4.0,)]

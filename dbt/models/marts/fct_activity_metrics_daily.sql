@@ -1,9 +1,8 @@
 {#- Long form of the activity reports: every metric Close lists in activity_metrics that has a
-    column on the loaded tables, unpivoted dynamically (the list is read from the relations'
-    columns at run time, so metrics a live org adds need no code change). -#}
-{%- set common = ['org_id', 'segment', 'report_timezone', 'activity_date', 'window_start_date', 'window_end_date', 'loaded_at'] -%}
-{%- set overview_columns = close_metric_columns(ref('stg_close__activity_overview'), common + ['bucket_datetime']) -%}
-{%- set user_columns = close_metric_columns(ref('stg_close__activity_by_user'), common + ['user_id', 'user_name']) -%}
+    column in staging, unpivoted dynamically (key -> column from activity_metrics.column_name
+    and the raw tables' columns at run time, so metrics a live org adds need no code change). -#}
+{%- set overview_metrics = close_staged_metrics('activity_overview') -%}
+{%- set user_metrics = close_staged_metrics('activity_by_user') -%}
 
 with
 
@@ -33,11 +32,11 @@ org_metric_values as (
         activity_overview.activity_date,
         cast('_org' as {{ dbt.type_string() }}) as user_id,
         metrics.metric_key,
-        {{ close_unpivot_metric_columns('activity_overview', overview_columns) }} as metric_value
+        {{ close_unpivot_metrics('activity_overview', overview_metrics) }} as metric_value
     from activity_overview
     inner join metrics
         on activity_overview.org_id = metrics.org_id
-    where {{ close_metric_column_filter(overview_columns) }}
+    where {{ close_metric_key_filter(overview_metrics) }}
 
 ),
 
@@ -49,11 +48,11 @@ user_metric_values as (
         activity_by_user.activity_date,
         activity_by_user.user_id,
         metrics.metric_key,
-        {{ close_unpivot_metric_columns('activity_by_user', user_columns) }} as metric_value
+        {{ close_unpivot_metrics('activity_by_user', user_metrics) }} as metric_value
     from activity_by_user
     inner join metrics
         on activity_by_user.org_id = metrics.org_id
-    where {{ close_metric_column_filter(user_columns) }}
+    where {{ close_metric_key_filter(user_metrics) }}
 
 ),
 

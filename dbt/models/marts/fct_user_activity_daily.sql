@@ -1,7 +1,7 @@
 {#- One row per segment, user and day, zero-filled: a date spine over the days the per-user
     report was loaded for the segment, crossed with the segment's users, left-joined to Close's
     per-user rows. -#}
-{%- set named = close_documented_metrics() | selectattr('name') | list -%}
+{%- set named = close_documented_metrics() | rejectattr('is_average') | list -%}
 
 with
 
@@ -111,7 +111,7 @@ zero_filled as (
         user_days.user_name,
         activity_by_user.user_id is not null as has_report_row,
         {%- for metric in named %}
-        coalesce(activity_by_user.{{ metric.column }}, 0) as {{ metric.name }}{% if not loop.last %},{% endif %}
+        coalesce(activity_by_user.{{ metric.name }}, 0) as {{ metric.name }}{% if not loop.last %},{% endif %}
         {%- endfor %}
 
     from user_days

@@ -19,8 +19,8 @@ renamed as (
         user_name,
         timezone as report_timezone,
 
-        ----------  numerics: one column per activity metric (raw metric column names)
-        {{ close_select_metric_columns('activity_by_user', ['org_id', 'segment', 'window_start', 'window_end', 'timezone', 'date', 'user_id', 'user_name']) }}
+        ----------  numerics: one column per activity metric, named (see close_documented_metrics)
+        {{ close_select_metric_columns('activity_by_user') }}
 
         ----------  dates
         {{ adapter.quote('date') }} as activity_date,
