@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -351,6 +351,28 @@ EXPECTED_SCORECARD = {
     (BOB, FEB): (4, 480, 0, 0, 1, 0, 1200000, 1.0, None),
 }
 EXPECTED_ORG_LEADS_CONTACTED_D1 = 4 + 2 - 1
+
+# ------------------------------------------------------------------ the run ledger
+LEDGER_TABLE = "run_ledger"
+RUN_1, RUN_2 = LOAD_ID, "1706918400.000002"  # 2024-02-02 and 2024-02-03, 00:00 UTC
+# (run, report, segment, start second, seconds, windows, first, last, requests, retries,
+#  429s, rows, status, error); every run's reports start that many seconds after its id
+RUN_LEDGER: tuple[tuple[Any, ...], ...] = (
+    (RUN_1, "activity_by_user", ALL, 1, 3, 3, D1, D3, 4, 1, 1, 5, "ok", None),
+    (RUN_1, "activity_by_user", SEGMENT, 1, 2, 3, D1, D3, 3, 0, 0, 3, "ok", None),
+    (RUN_1, "activity_overview", ALL, 2, 1, 1, D1, D1, 1, 0, 0, 3, "ok", None),
+    (RUN_1, "funnel_totals", ALL, 4, 5, 1, JAN, JAN, 2, 1, 0, 6, "ok", None),
+    (RUN_2, "activity_by_user", ALL, 1, 2, 3, D1, D3, 3, 0, 0, 5, "ok", None),
+    (RUN_2, "funnel_totals", ALL, 1, 6, 1, JAN, JAN, 5, 4, 0, 0, "failed",
+     "403 Forbidden: This report is not available on your plan."),
+    (RUN_2, "sent_emails_by_template", ALL, 7, 0, 0, None, None, 0, 0, 0, 0, "skipped", None),
+)  # fmt: skip
+EXPECTED_RUNS = {
+    # run: (status, reports read / ok / failed / skipped, failed reports, requests, retries,
+    #       429s, rows, first window, last window, duration in seconds)
+    RUN_1: ("ok", 4, 4, 0, 0, None, 10, 2, 1, 17, JAN, D3, 8.0),
+    RUN_2: ("partial", 3, 1, 1, 1, "funnel_totals", 8, 4, 0, 5, JAN, D3, 6.0),
+}
 # the segment: Ann and Bob both appear in its report, over D1 .. D3
 EXPECTED_SEGMENT_USER_DAY_ROWS = len(DAYS) * 2
 EXPECTED_SEGMENT_SCORECARD = {
@@ -386,8 +408,12 @@ def table_columns(table: str, segments: bool = True) -> dict[str, str]:
     not ``settings.TABLES`` lists it yet; ``segments=False`` leaves it out: a table written by a
     loader from before segments.
     """
-    contract = dict(TABLES[table][0]) if table in TABLES else dict(LEDGER_COLUMNS)
-    contract.pop("segment", None)
+    if table == LEDGER_TABLE:  # the ledger contract's order, the loader's types once it has them
+        loaded = TABLES[table][0] if table in TABLES else {}
+        contract = {name: loaded.get(name, data_type) for name, data_type in LEDGER_COLUMNS.items()}
+    else:
+        contract = dict(TABLES[table][0])
+        contract.pop("segment", None)
     columns: dict[str, str] = {}
     for name, data_type in contract.items():
         columns[name] = _dlt_type_to_duckdb(data_type)
@@ -845,14 +871,41 @@ def _segment_rows() -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def _ledger_rows() -> list[dict[str, Any]]:
+    rows = []
+    for run, report, segment, offset, seconds, windows, first, last, *counters in RUN_LEDGER:
+        requests, retries, rate_limited, row_count, status, error = counters
+        started = datetime.fromtimestamp(float(run) + offset, UTC).replace(microsecond=0)
+        rows.append(
+            {
+                "run_id": run,
+                "report": report,
+                "org_id": ORG_ID,
+                "segment": segment,
+                "started_at": started,
+                "finished_at": started + timedelta(seconds=seconds),
+                "windows": windows,
+                "first_window": first,
+                "last_window": last,
+                "requests": requests,
+                "retries": retries,
+                "rate_limited": rate_limited,
+                "rows": row_count,
+                "status": status,
+                "error": error,
+            }
+        )
+    return rows
+
+
 def fixture_rows(
     breaks: Sequence[str] = (), segments: bool = True
 ) -> dict[str, list[dict[str, Any]]]:
     """Every raw table's rows (without dlt's columns), optionally with broken invariants.
 
-    ``segments``: report rows carry ``segment``, and ``SEGMENT``'s rows are there beside the
-    unfiltered (``_all``) ones. False: no ``segment`` at all, as a loader from before segments
-    wrote them (only the unfiltered rows).
+    ``segments``: report rows carry ``segment``, ``SEGMENT``'s rows are there beside the
+    unfiltered (``_all``) ones, and ``run_ledger`` holds two runs. False: no ``segment`` at
+    all and no ledger, as a loader from before segments wrote them (only unfiltered rows).
     """
     unknown = set(breaks) - set(BREAKS)
     if unknown:
@@ -901,6 +954,7 @@ def fixture_rows(
     if segments:
         for table, segment_rows in _segment_rows().items():
             rows[table] = rows[table] + segment_rows
+        rows[LEDGER_TABLE] = _ledger_rows()
     else:
         for table in REPORT_TABLES:
             for row in rows[table]:
@@ -928,7 +982,7 @@ def create_raw_fixture(
     try:
         con.execute(f"drop schema if exists {RAW_SCHEMA} cascade")
         con.execute(f"create schema {RAW_SCHEMA}")
-        for table in TABLES:
+        for table in rows:
             columns = table_columns(table, segments)
             ddl = ", ".join(f'"{name}" {data_type}' for name, data_type in columns.items())
             con.execute(f"create table {RAW_SCHEMA}.{table} ({ddl})")
@@ -940,7 +994,8 @@ def create_raw_fixture(
             for i, row in enumerate(rows[table]):
                 unknown = set(row) - set(columns)
                 assert not unknown, f"{table}: columns {unknown} are not in the contract"
-                full = {**row, "_dlt_load_id": LOAD_ID, "_dlt_id": f"{table}-{i:04d}"}
+                load_id = row["run_id"] if table == LEDGER_TABLE else LOAD_ID
+                full = {**row, "_dlt_load_id": load_id, "_dlt_id": f"{table}-{i:04d}"}
                 values.append([full.get(name) for name in names])
             if values:
                 con.executemany(insert, values)

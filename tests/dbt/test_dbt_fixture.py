@@ -20,6 +20,10 @@ from .runner import DBT_PROJECT_DIR, DbtRun, query, run_dbt
 
 pytestmark = pytest.mark.dbt
 
+STAGED_TABLES = {*TABLES, fx.LEDGER_TABLE}
+"""Raw tables with a staging view: the loader's tables and the run ledger (its own contract)."""
+MARTS = 18
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DbtRun]:
@@ -37,7 +41,7 @@ def test_dbt_build_passes_on_fixture(built: tuple[Path, DbtRun]) -> None:
     assert run.success, f"dbt build failed: {bad}\n{run.output[-3000:]}"
     assert not bad
     assert len(run.names("pass", resource_type="unit_test")) >= 6
-    assert len(run.names("success", resource_type="model")) == len(TABLES) + 16
+    assert len(run.names("success", resource_type="model")) == len(STAGED_TABLES) + MARTS
 
 
 def test_every_mart_is_non_empty(built: tuple[Path, DbtRun]) -> None:
@@ -46,7 +50,7 @@ def test_every_mart_is_non_empty(built: tuple[Path, DbtRun]) -> None:
         duckdb_path,
         "select table_name from information_schema.tables where table_schema = 'close_marts'",
     )
-    assert len(tables) == 16
+    assert len(tables) == MARTS
     for (table,) in tables:
         [(count,)] = query(duckdb_path, f"select count(*) from close_marts.{table}")
         assert count > 0, table
@@ -233,8 +237,8 @@ def test_sources_yml_matches_raw_table_contract() -> None:
     sources_yml = DBT_PROJECT_DIR / "models" / "staging" / "close" / "_close__sources.yml"
     [source] = yaml.safe_load(sources_yml.read_text())["sources"]
     described = {t["name"]: [c["name"] for c in t["columns"]] for t in source["tables"]}
-    assert set(described) == set(TABLES)
-    for table in TABLES:
+    assert set(described) == STAGED_TABLES
+    for table in STAGED_TABLES:
         expected = list(fx.table_columns(table))
         assert described[table] == expected, table
         for column in source["tables"][list(described).index(table)]["columns"]:
@@ -304,7 +308,13 @@ def test_fixture_rejects_unknown_break(tmp_path: Path) -> None:
 def test_build_tolerates_raw_tables_not_loaded_yet(tmp_path: Path) -> None:
     """dlt creates a table only once it has rows: missing raw tables are staged as empty."""
     duckdb_path = fx.create_raw_fixture(tmp_path / "partial.duckdb")
-    not_loaded = ("custom_reports", "custom_report_fields", "funnel_stages", "activity_overview")
+    not_loaded = (
+        "custom_reports",
+        "custom_report_fields",
+        "funnel_stages",
+        "activity_overview",
+        fx.LEDGER_TABLE,
+    )
     con = duckdb.connect(str(duckdb_path))
     try:
         for table in not_loaded:
@@ -319,6 +329,7 @@ def test_build_tolerates_raw_tables_not_loaded_yet(tmp_path: Path) -> None:
         "select count(*) from close_marts.fct_user_activity_daily where segment = '_all'",
     )
     assert (stages, days) == (0, fx.EXPECTED_USER_DAY_ROWS)
+    assert query(duckdb_path, "select count(*) from close_marts.rpt_pipeline_runs") == [(0,)]
 
 
 # --- segments ---------------------------------------------------------------------------------
@@ -485,3 +496,30 @@ def test_metric_columns_are_found_through_activity_metrics(tmp_path: Path) -> No
         " and user_id = '_org' and metric_key = 'calls.all.all.count' and activity_date = ?",
         fx.D1,
     ) == [(4.0,)]
+
+
+# --- the run ledger ---------------------------------------------------------------------------
+
+
+def test_pipeline_runs_sum_the_ledger_per_run(built: tuple[Path, DbtRun]) -> None:
+    duckdb_path, _ = built
+    rows = query(
+        duckdb_path,
+        """
+        select run_id, run_status, reports_read, reports_ok, reports_failed, reports_skipped,
+               failed_reports, request_count, retry_count, rate_limited_count, row_count,
+               first_window_date, last_window_date, duration_seconds
+        from close_marts.rpt_pipeline_runs
+        """,
+    )
+    assert {run: tuple(values) for run, *values in rows} == fx.EXPECTED_RUNS
+    detail = query(
+        duckdb_path,
+        """
+        select report_status, error_message, duration_seconds, rate_limited_share
+        from close_marts.rpt_pipeline_run_reports
+        where run_id = ? and report_name = 'funnel_totals'
+        """,
+        fx.RUN_2,
+    )
+    assert detail == [("failed", fx.RUN_LEDGER[5][-1], 6.0, 0.0)]
