@@ -27,6 +27,7 @@ Run as a script to write a file for a manual ``dbt build``::
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -963,7 +964,10 @@ def fixture_rows(
 
 
 def create_raw_fixture(
-    duckdb_path: str | Path, breaks: Sequence[str] = (), segments: bool = True
+    duckdb_path: str | Path,
+    breaks: Sequence[str] = (),
+    segments: bool = True,
+    load_id: str | None = None,
 ) -> Path:
     """Create (or replace) schema ``close_raw`` in a DuckDB file, filled with the fixture.
 
@@ -972,6 +976,8 @@ def create_raw_fixture(
         breaks: names from ``BREAKS``; each corrupts the data so that one invariant fails.
         segments: report tables with a ``segment`` column and a second segment's rows (the
             loader with segments); False: without (a loader from before segments).
+        load_id: ``_dlt_load_id`` of every row (default: ``LOAD_ID``, in 2024, and each ledger
+            row its run); ``fresh_load_id()`` makes the tables fresh.
 
     Returns:
         The path of the DuckDB file.
@@ -994,14 +1000,19 @@ def create_raw_fixture(
             for i, row in enumerate(rows[table]):
                 unknown = set(row) - set(columns)
                 assert not unknown, f"{table}: columns {unknown} are not in the contract"
-                load_id = row["run_id"] if table == LEDGER_TABLE else LOAD_ID
-                full = {**row, "_dlt_load_id": load_id, "_dlt_id": f"{table}-{i:04d}"}
+                row_load_id = load_id or (row["run_id"] if table == LEDGER_TABLE else LOAD_ID)
+                full = {**row, "_dlt_load_id": row_load_id, "_dlt_id": f"{table}-{i:04d}"}
                 values.append([full.get(name) for name in names])
             if values:
                 con.executemany(insert, values)
     finally:
         con.close()
     return path
+
+
+def fresh_load_id(hours_ago: float = 0.0) -> str:
+    """A dlt load id (epoch seconds as text) of ``hours_ago`` hours before now."""
+    return f"{time.time() - hours_ago * 3600:.6f}"
 
 
 def main(argv: Sequence[str]) -> int:
