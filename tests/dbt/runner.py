@@ -57,16 +57,19 @@ def run_dbt(
     args: Sequence[str],
     duckdb_path: Path,
     work_dir: Path,
-    strict: bool = True,
+    strict: bool | None = True,
     dbt_vars: Mapping[str, Any] | None = None,
 ) -> DbtRun:
     """Run one dbt command against ``duckdb_path``; target and logs go to ``work_dir``.
 
     ``strict``: the checks of Close's own numbers are errors (var ``close_strict_invariants``),
-    as for every simulated or hand-computed load; False: the default of a user's build (they
-    only warn). ``dbt_vars``: further ``--vars``.
+    as for every simulated or hand-computed load; False: they only warn, as in a user's build;
+    None: no ``--vars`` at all (the project's defaults). ``dbt_vars``: further ``--vars``.
     """
-    variables = {"close_strict_invariants": strict, **(dbt_vars or {})}
+    variables = dict(dbt_vars or {})
+    if strict is not None:
+        variables["close_strict_invariants"] = strict
+    vars_option = ["--vars", json.dumps(variables)] if variables else []
     env = {
         **os.environ,
         "CLOSE_DUCKDB_PATH": str(duckdb_path),
@@ -89,8 +92,7 @@ def run_dbt(
             str(target_path),
             "--log-path",
             str(work_dir / "logs"),
-            "--vars",
-            json.dumps(variables),
+            *vars_option,
         ],
         cwd=work_dir,
         env=env,
@@ -101,7 +103,8 @@ def run_dbt(
     )
     output = completed.stdout + completed.stderr
     nodes: dict[str, tuple[str, str]] = {}
-    if args[0] in NO_RUN_RESULTS:
+    command = next(arg for arg in args if not arg.startswith("-"))
+    if command in NO_RUN_RESULTS:
         return DbtRun(completed.returncode, output, nodes)
     assert run_results.exists(), f"dbt did not run:\n{output}"
     for result in json.loads(run_results.read_text())["results"]:

@@ -8,6 +8,11 @@ tests guarding the broken invariants fail. How dbt is run: ``tests/dbt/runner.py
 
 from __future__ import annotations
 
+import csv
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -523,3 +528,165 @@ def test_pipeline_runs_sum_the_ledger_per_run(built: tuple[Path, DbtRun]) -> Non
         fx.RUN_2,
     )
     assert detail == [("failed", fx.RUN_LEDGER[5][-1], 6.0, 0.0)]
+
+
+# --- for BI tools: descriptions in the warehouse, exposures, the semantic layer ---------------
+
+
+def test_descriptions_reach_the_warehouse(built: tuple[Path, DbtRun]) -> None:
+    """persist_docs: every staging view, mart and column carries its yml description as a
+    comment (what a BI tool or SQL client shows)."""
+    duckdb_path, _ = built
+    [(columns, commented)] = query(
+        duckdb_path,
+        "select count(*), count(comment) filter (where comment <> '') from duckdb_columns()"
+        " where schema_name in ('close_staging', 'close_marts')",
+    )
+    assert columns > 700 and commented == columns
+    relations = query(
+        duckdb_path,
+        "select table_name, comment from duckdb_tables() where schema_name = 'close_marts'"
+        " union all "
+        "select view_name, comment from duckdb_views() where schema_name = 'close_staging'",
+    )
+    assert len(relations) == MARTS + len(STAGED_TABLES)
+    assert all(comment for _, comment in relations), relations
+    assert query(
+        duckdb_path,
+        "select comment from duckdb_columns() where schema_name = 'close_marts'"
+        " and table_name = 'fct_user_activity_daily' and column_name = 'calls_count'",
+    ) == [("`calls.all.all.count` (All Calls - All Types); 0 when zero-filled.",)]
+
+
+def _listed(resource_type: str, work_dir: Path) -> set[str]:
+    """`dbt ls` of one resource type, with the project's default vars (no --vars)."""
+    run = run_dbt(
+        ["--quiet", "ls", "--resource-type", resource_type, "--output", "name"],
+        work_dir / "none.duckdb",
+        work_dir,
+        strict=None,
+    )
+    assert run.success, run.output[-3000:]
+    return set(run.output.split())
+
+
+def test_dbt_lists_the_metrics_and_exposures(tmp_path: Path) -> None:
+    """The semantic layer parses and validates (dbt parse), with no --vars at all."""
+    metrics = _listed("metric", tmp_path)
+    assert len(metrics) >= 6
+    assert {
+        "calls",
+        "talk_time_hours",
+        "emails_sent",
+        "email_reply_rate",
+        "leads_entered",
+        "opportunities_won",
+        "win_rate",
+        "won_value",
+    } <= metrics
+    assert _listed("exposure", tmp_path) == {"close_dashboard", "rep_scorecard"}
+    assert _listed("semantic_model", tmp_path) == {"user_activity_daily", "lead_status_daily"}
+
+
+def test_metricflow_query_equals_the_marts(built: tuple[Path, DbtRun], tmp_path: Path) -> None:
+    """MetricFlow (dbt-metricflow) answers the metrics from the built fixture: per month, the
+    same numbers as SQL over the marts' unfiltered rows (the metrics filter `segment = '_all'`)."""
+    duckdb_path, _ = built
+    project = tmp_path / "project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    env = {
+        **os.environ,
+        "CLOSE_DUCKDB_PATH": str(duckdb_path),
+        "DBT_PROFILES_DIR": str(project),
+        "DO_NOT_TRACK": "1",
+    }
+    bin_dir = Path(sys.executable).parent
+    parse = subprocess.run(
+        [str(bin_dir / "dbt"), "--quiet", "parse"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert parse.returncode == 0, parse.stdout + parse.stderr
+    out = tmp_path / "metrics.csv"
+    metrics = "calls,talk_time_hours,emails_sent,email_reply_rate,opportunities_won,win_rate"
+    mf = subprocess.run(
+        [
+            str(bin_dir / "mf"),
+            "query",
+            "--metrics",
+            f"{metrics},won_value",
+            "--group-by",
+            "metric_time__month",
+            "--csv",
+            str(out),
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert mf.returncode == 0 and out.exists(), mf.stdout + mf.stderr
+    with out.open() as handle:
+        answered = {row["metric_time__month"][:10]: row for row in csv.DictReader(handle)}
+    marts = query(
+        duckdb_path,
+        """
+        select cast(month_start_date as varchar), sum(calls_count),
+               sum(calls_duration_seconds) / 3600.0, sum(emails_sent_count),
+               sum(emails_replied_count) / nullif(sum(emails_sent_count), 0),
+               sum(opportunities_won_count),
+               sum(opportunities_won_count)
+                   / nullif(sum(opportunities_won_count + opportunities_lost_count), 0),
+               sum(won_value_cents)
+        from close_marts.rpt_rep_scorecard where segment = '_all'
+        group by 1 order by 1
+        """,
+    )
+    assert sorted(answered) == [month for month, *_ in marts] == ["2024-01-01", "2024-02-01"]
+    names = [*metrics.split(","), "won_value"]
+    for month, *expected in marts:
+        for name, value in zip(names, expected, strict=True):
+            got = answered[month][name]
+            if value is None:
+                assert got in ("", "None"), (month, name, got)
+            else:
+                assert float(got) == pytest.approx(float(value)), (month, name, got, value)
+    # leads entered per status, against the daily lead status mart
+    by_status = tmp_path / "leads.csv"
+    mf = subprocess.run(
+        [
+            str(bin_dir / "mf"),
+            "query",
+            "--metrics",
+            "leads_entered",
+            "--group-by",
+            "lead_status_day__status_label",
+            "--csv",
+            str(by_status),
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert mf.returncode == 0, mf.stdout + mf.stderr
+    with by_status.open() as handle:
+        entered = {
+            row["lead_status_day__status_label"]: int(float(row["leads_entered"]))
+            for row in csv.DictReader(handle)
+        }
+    assert entered == dict(
+        query(
+            duckdb_path,
+            "select status_label, sum(count_entered) from close_marts.fct_lead_status_daily"
+            " where segment = '_all' group by 1",
+        )
+    )
