@@ -111,6 +111,8 @@ def run_dbt(
         # model.<project>.<name>, test.<project>.<name>[.<hash>],
         # unit_test.<project>.<model>.<name>
         parts = result["unique_id"].split(".")
+        if parts[0] == "exposure":  # declared, not built (status no-op)
+            continue
         name = parts[3] if parts[0] == "unit_test" else parts[2]
         nodes[name] = (parts[0], result["status"])
     return DbtRun(completed.returncode, output, nodes)
