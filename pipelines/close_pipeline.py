@@ -182,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter,
             )
         )
+    for name in ("run", "transform"):
+        commands.choices[name].add_argument(
+            "--fail-on-stale",
+            action="store_true",
+            help="after the build, fail (exit 1) when `dbt source freshness` finds a raw table "
+            "older than its threshold (warn after 26 h, error after 50 h: a daily schedule); "
+            "without it, stale tables are only named in the summary",
+        )
     serve = commands.add_parser(
         "serve-demo-api",
         help="serve the simulated Close org over HTTP",
@@ -353,6 +361,7 @@ def load(args: argparse.Namespace, summary: RunSummary) -> Any:
 def transform(args: argparse.Namespace, summary: RunSummary, pipeline: Any = None) -> None:
     """Builds and tests the dbt project through dlt's dbt runner, in this environment."""
     import dlt
+    from close_reports import build_checks
     from dlt.common.runners import Venv
     from dlt.helpers.dbt import create_runner
     from dlt.helpers.dbt.exceptions import DBTProcessingError
@@ -382,10 +391,12 @@ def transform(args: argparse.Namespace, summary: RunSummary, pipeline: Any = Non
         package_profiles_dir=str(DBT_DIR),
         package_profile_name="close_reports",
     )
-    package_vars = {"close_raw_schema": args.dataset}
+    # the simulator's numbers are consistent by construction: a broken invariant is our bug
+    package_vars = build_checks.package_vars(args.dataset, bool(getattr(args, "demo", False)))
     try:
-        runner.run_all(run_params=("--fail-fast",), additional_vars=package_vars)
-        runner.test(additional_vars=package_vars)
+        built = list(runner.run_all(run_params=("--fail-fast",), additional_vars=package_vars))
+        built += list(runner.test(additional_vars=package_vars) or [])
+        summary.warnings += build_checks.dbt_warnings(built)
     except DBTProcessingError as exc:
         results = exc.run_results or []
         failed = [f"{r.model_name} ({r.status})" for r in results if r.status in ("error", "fail")]
@@ -399,6 +410,18 @@ def transform(args: argparse.Namespace, summary: RunSummary, pipeline: Any = Non
         summary.phases["dbt"] = time.monotonic() - started
     if summary.duckdb_path:
         summary.mart_rows = mart_row_counts(summary.duckdb_path)
+    started = time.monotonic()
+    try:
+        build_checks.check_freshness(
+            summary,
+            DBT_DIR,
+            target,
+            package_vars,
+            Path(pipeline.working_dir) / "dbt_freshness",
+            fail_on_stale=bool(getattr(args, "fail_on_stale", False)),
+        )
+    finally:
+        summary.phases["freshness"] = time.monotonic() - started
 
 
 # ---------------------------------------------------------------- commands

@@ -2,37 +2,40 @@
     The activity metrics this project names (the 50 keys of Close's documented
     /report/activity/metrics/ example, plus the two `*_with_reply` keys seen in live use).
 
-    Each entry: `key` (Close's metric key), `column` (the raw column dlt gives it: dots become
-    underscores), `name` (the column in fct_user_activity_daily; null for averages, which are
-    recomputed there from sum / count instead of zero-filled), `data_type` (bigint for `.count`
-    and `.sum_*`, a 64-bit float (close_type_double()) for `.avg_*`).
+    Each entry: `key` (Close's metric key), `name` (its column from staging on: in
+    stg_close__activity_* and, for counts and sums, in fct_user_activity_daily; Close's own
+    averages are `close_*_average_duration_seconds`, since the daily fact recomputes its own
+    from the zero-filled sums and counts), `data_type` (bigint for `.count` and `.sum_*`, a
+    64-bit float (close_type_double()) for `.avg_*`), `is_average`.
 
-    A live org can list more metrics: staging passes unknown metric columns through and
-    fct_activity_metrics_daily unpivots every metric listed in activity_metrics, named or not.
+    The raw column of a key is not derived here: it is what the loader wrote in
+    activity_metrics.column_name (close_listed_metric_columns). A live org can list more
+    metrics: staging passes their raw columns through, and fct_activity_metrics_daily
+    unpivots every metric listed in activity_metrics, named or not.
 #}
 {% macro close_documented_metrics() %}
     {%- set pairs = [
         ('calls.all.all.count', 'calls_count'),
         ('calls.all.all.sum_duration', 'calls_duration_seconds'),
-        ('calls.all.all.avg_duration', none),
+        ('calls.all.all.avg_duration', 'close_calls_average_duration_seconds'),
         ('calls.inbound.all.count', 'inbound_calls_count'),
         ('calls.inbound.all.sum_duration', 'inbound_calls_duration_seconds'),
-        ('calls.inbound.all.avg_duration', none),
+        ('calls.inbound.all.avg_duration', 'close_inbound_calls_average_duration_seconds'),
         ('calls.outbound.all.count', 'outbound_calls_count'),
         ('calls.outbound.all.sum_duration', 'outbound_calls_duration_seconds'),
-        ('calls.outbound.all.avg_duration', none),
+        ('calls.outbound.all.avg_duration', 'close_outbound_calls_average_duration_seconds'),
         ('calls.outbound.regular.count', 'outbound_regular_calls_count'),
         ('calls.outbound.regular.sum_duration', 'outbound_regular_calls_duration_seconds'),
-        ('calls.outbound.regular.avg_duration', none),
+        ('calls.outbound.regular.avg_duration', 'close_outbound_regular_calls_average_duration_seconds'),
         ('calls.outbound.external.count', 'outbound_external_calls_count'),
         ('calls.outbound.external.sum_duration', 'outbound_external_calls_duration_seconds'),
-        ('calls.outbound.external.avg_duration', none),
+        ('calls.outbound.external.avg_duration', 'close_outbound_external_calls_average_duration_seconds'),
         ('calls.outbound.power_dialer.count', 'power_dialer_calls_count'),
         ('calls.outbound.power_dialer.sum_duration', 'power_dialer_calls_duration_seconds'),
-        ('calls.outbound.power_dialer.avg_duration', none),
+        ('calls.outbound.power_dialer.avg_duration', 'close_power_dialer_calls_average_duration_seconds'),
         ('calls.outbound.predictive_dialer.count', 'predictive_dialer_calls_count'),
         ('calls.outbound.predictive_dialer.sum_duration', 'predictive_dialer_calls_duration_seconds'),
-        ('calls.outbound.predictive_dialer.avg_duration', none),
+        ('calls.outbound.predictive_dialer.avg_duration', 'close_predictive_dialer_calls_average_duration_seconds'),
         ('emails.sent.all.count', 'emails_sent_count'),
         ('emails.sent.sequences.count', 'sequence_emails_sent_count'),
         ('emails.sent.sequences_with_reply.count', 'sequence_emails_sent_with_reply_count'),
@@ -70,9 +73,9 @@
         {%- set aggregation = key.split('.')[-1] -%}
         {%- do metrics.append({
             'key': key,
-            'column': key.replace('.', '_'),
             'name': name,
             'data_type': 'bigint' if (aggregation == 'count' or aggregation.startswith('sum_')) else close_type_double(),
+            'is_average': aggregation.startswith('avg_'),
         }) -%}
     {%- endfor -%}
     {{ return(metrics) }}
@@ -95,22 +98,56 @@
 {% endmacro %}
 
 {#
-    Metric columns of a raw/staging activity relation, found by introspection: every column
-    that is not one of the report's own columns or dlt's bookkeeping. Empty while parsing and
-    when the relation does not exist yet.
-
-    `known_columns`: the non-metric columns of that relation (lower case).
+    The report's own (non-metric) columns of a raw activity table, lower case; every other
+    column except dlt's bookkeeping is a metric column.
 #}
-{% macro close_metric_columns(relation, known_columns) %}
+{% macro close_activity_report_columns(table) %}
+    {%- set common = ['org_id', 'segment', 'window_start', 'window_end', 'timezone', 'date'] -%}
+    {%- if table == 'activity_by_user' -%}
+        {{ return(common + ['user_id', 'user_name']) }}
+    {%- else -%}
+        {{ return(common + ['datetime']) }}
+    {%- endif -%}
+{% endmacro %}
+
+{#
+    The fallback naming rule, used only for a documented key that activity_metrics does not
+    list (the table not loaded yet): dlt's snake_case naming of a dotted key.
+#}
+{% macro close_metric_column_name(metric_key) -%}
+    {{ return(metric_key | replace('.', '_')) }}
+{%- endmacro %}
+
+{#
+    Metric key -> raw column, as the loader named it: activity_metrics.column_name (the one
+    place that knows; DESIGN §3). Empty while parsing and before activity_metrics is loaded.
+#}
+{% macro close_listed_metric_columns() %}
+    {%- set listed = {} -%}
+    {%- set metrics_source = source('close', 'activity_metrics') -%}
+    {%- if execute -%}
+        {%- set relation = load_relation(metrics_source) -%}
+        {%- if relation is not none -%}
+            {%- set result = run_query(
+                'select distinct ' ~ adapter.quote('key') ~ ', column_name from ' ~ relation
+                ~ ' where column_name is not null order by 1'
+            ) -%}
+            {%- for row in result.rows -%}
+                {%- do listed.update({row[0]: row[1] | lower}) -%}
+            {%- endfor -%}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return(listed) }}
+{% endmacro %}
+
+{# Lower-case column names of a relation; empty while parsing or when it does not exist. #}
+{% macro close_relation_columns(relation) %}
     {%- set found = [] -%}
     {%- if execute and relation is not none -%}
         {%- set existing = load_relation(relation) -%}
         {%- if existing is not none -%}
             {%- for column in adapter.get_columns_in_relation(existing) -%}
-                {%- set name = column.name | lower -%}
-                {%- if name not in known_columns and not name.startswith('_dlt') -%}
-                    {%- do found.append(name) -%}
-                {%- endif -%}
+                {%- do found.append(column.name | lower) -%}
             {%- endfor -%}
         {%- endif -%}
     {%- endif -%}
@@ -118,15 +155,82 @@
 {% endmacro %}
 
 {#
-    Long-form value of the metric in `metrics.column_name`, read from whichever of `columns`
-    (metric columns of `relation_cte`) it names, as a float. Used by fct_activity_metrics_daily
-    with a join to the metrics dimension: one output row per input row and metric.
+    The metric columns of the staging view over raw `table` (`activity_overview` or
+    `activity_by_user`), in order: every documented metric under its name (typed; null where
+    the raw table lacks its column), then every further metric column of the raw table under
+    its raw name. Each entry: `key` (null for a column activity_metrics does not list),
+    `column` (staging name), `raw` (raw column, null when absent), `data_type` (null: as
+    loaded).
 #}
-{% macro close_unpivot_metric_columns(relation_cte, columns) -%}
-    {%- if columns | length > 0 -%}
-        case metrics.column_name
-            {%- for column in columns %}
-            when '{{ column }}' then cast({{ relation_cte }}.{{ column }} as {{ close_type_double() }})
+{% macro close_staging_metrics(table) %}
+    {%- set listed = close_listed_metric_columns() -%}
+    {%- set present = close_relation_columns(source('close', table)) -%}
+    {%- set report_columns = close_activity_report_columns(table) -%}
+    {%- set key_of_raw = {} -%}
+    {%- for key, column in listed.items() -%}
+        {%- do key_of_raw.update({column: key}) -%}
+    {%- endfor -%}
+    {%- set metrics = [] -%}
+    {%- set taken = [] -%}
+    {%- for metric in close_documented_metrics() -%}
+        {%- set raw = listed.get(metric.key, close_metric_column_name(metric.key)) -%}
+        {%- do taken.append(raw) -%}
+        {%- do metrics.append({
+            'key': metric.key,
+            'column': metric.name,
+            'raw': raw if (raw in present or not execute) else none,
+            'data_type': metric.data_type,
+        }) -%}
+    {%- endfor -%}
+    {%- for column in present -%}
+        {%- if column not in taken and column not in report_columns and not column.startswith('_dlt') -%}
+            {%- do metrics.append({
+                'key': key_of_raw.get(column),
+                'column': column,
+                'raw': column,
+                'data_type': none,
+            }) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(metrics) }}
+{% endmacro %}
+
+{# The staging select list of the metric columns (see close_staging_metrics). #}
+{% macro close_select_metric_columns(table) -%}
+        {% for metric in close_staging_metrics(table) -%}
+        {%- if metric.data_type is none -%}
+        {{ metric.raw }} as {{ metric.column }},
+        {%- elif metric.raw is not none -%}
+        cast({{ metric.raw }} as {{ metric.data_type }}) as {{ metric.column }},
+        {%- else -%}
+        cast(null as {{ metric.data_type }}) as {{ metric.column }},
+        {%- endif %}
+        {% endfor -%}
+{%- endmacro %}
+
+{#
+    The metrics the long form unpivots from the staging view over raw `table`: every staging
+    metric column with a key, as [{key, column}].
+#}
+{% macro close_staged_metrics(table) %}
+    {%- set staged = [] -%}
+    {%- for metric in close_staging_metrics(table) if metric.key is not none -%}
+        {%- do staged.append({'key': metric.key, 'column': metric.column}) -%}
+    {%- endfor -%}
+    {{ return(staged) }}
+{% endmacro %}
+
+{#
+    Long-form value of the metric `metrics.metric_key`, read from its staging column of
+    `relation_cte`, as a float; `staged` ([{key, column}]) from close_staged_metrics. Used by
+    fct_activity_metrics_daily with a join to the metrics dimension: one output row per input
+    row and metric.
+#}
+{% macro close_unpivot_metrics(relation_cte, staged) -%}
+    {%- if staged | length > 0 -%}
+        case metrics.metric_key
+            {%- for metric in staged %}
+            when '{{ metric.key }}' then cast({{ relation_cte }}.{{ metric.column }} as {{ close_type_double() }})
             {%- endfor %}
         end
     {%- else -%}
@@ -134,34 +238,11 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# Keeps only the metrics whose column exists in the relation (`1 = 0` when none does). #}
-{% macro close_metric_column_filter(columns) -%}
-    {%- if columns | length > 0 -%}
-        metrics.column_name in ({% for column in columns %}'{{ column }}'{% if not loop.last %}, {% endif %}{% endfor %})
+{# Keeps only the metrics the relation has a column for (`1 = 0` when none). #}
+{% macro close_metric_key_filter(staged) -%}
+    {%- if staged | length > 0 -%}
+        metrics.metric_key in ({% for metric in staged %}'{{ metric.key }}'{% if not loop.last %}, {% endif %}{% endfor %})
     {%- else -%}
         1 = 0
     {%- endif -%}
-{%- endmacro %}
-
-
-
-{#
-    The metric columns of a staging model over `activity_overview` or `activity_by_user`:
-    every documented metric typed by its key's suffix (null where the raw table lacks it),
-    then any further metric column a live org has, passed through.
-#}
-{% macro close_select_metric_columns(table, known_columns) -%}
-{%- set documented = close_documented_metrics() -%}
-{%- set present = close_metric_columns(source('close', table), known_columns) -%}
-{%- set documented_columns = documented | map(attribute='column') | list -%}
-        {% for metric in documented -%}
-        {%- if metric.column in present or not execute -%}
-        cast({{ metric.column }} as {{ metric.data_type }}) as {{ metric.column }},
-        {%- else -%}
-        cast(null as {{ metric.data_type }}) as {{ metric.column }},
-        {%- endif %}
-        {% endfor -%}
-        {% for column in present if column not in documented_columns -%}
-        {{ column }},
-        {% endfor %}
 {%- endmacro %}

@@ -20,6 +20,7 @@ renamed as (
 
         ----------  ids
         org_id,
+        {{ close_segment(object_type ~ '_status_overview') }} as segment,
         status_id,
 
         ----------  strings
@@ -78,6 +79,7 @@ renamed as (
 
         ----------  ids
         org_id,
+        {{ close_segment(object_type ~ '_status_transitions') }} as segment,
         from_status_key,
         from_status_id,
         to_status_id,
@@ -145,6 +147,7 @@ final as (
 
     select
         daily.org_id,
+        daily.segment,
         daily.status_id,
         daily.window_start_date as status_date,
         daily.window_end_date,
@@ -175,13 +178,14 @@ select * from final
 {%- endmacro %}
 
 
-{#- Both daily status facts as one relation (object_type, org_id, status_id, status_date,
-    count_started, count_ended), for tests that check them the same way. -#}
+{#- Both daily status facts as one relation (object_type, org_id, segment, status_id,
+    status_date, count_started, count_ended), for tests that check them the same way. -#}
 {% macro close_status_daily_union() -%}
     {%- for object_type in ['lead', 'opportunity'] %}
     select
         '{{ object_type }}' as object_type,
         org_id,
+        segment,
         status_id,
         status_date,
         count_started,

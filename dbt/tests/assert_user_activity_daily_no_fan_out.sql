@@ -1,6 +1,8 @@
 {#
-    No fan-out (and no gaps) in the daily fact: per org, its rows = days in the per-user
-    report's loaded range × users of the org. Returns the orgs where the counts differ.
+    No fan-out (and no gaps) in the daily fact: per org and segment, its rows = days in the
+    segment's per-user report loaded range × the segment's users (unfiltered `_all`: every user
+    of the org; another segment: the users its report mentions). Returns the (org, segment)
+    pairs where the counts differ.
 #}
 with
 
@@ -26,13 +28,14 @@ expected_days as (
 
     select
         org_id,
+        segment,
         {{ dbt.datediff('min(activity_date)', 'max(activity_date)', 'day') }} + 1 as day_count
     from activity_by_user
-    group by 1
+    group by 1, 2
 
 ),
 
-expected_users as (
+org_users as (
 
     select org_id, count(*) as user_count
     from dim_users
@@ -40,11 +43,20 @@ expected_users as (
 
 ),
 
+segment_users as (
+
+    select org_id, segment, count(distinct user_id) as user_count
+    from activity_by_user
+    where segment <> {{ close_unfiltered_segment() }}
+    group by 1, 2
+
+),
+
 actual as (
 
-    select org_id, count(*) as row_count
+    select org_id, segment, count(*) as row_count
     from user_activity_daily
-    group by 1
+    group by 1, 2
 
 ),
 
@@ -52,13 +64,25 @@ compared as (
 
     select
         expected_days.org_id,
-        expected_days.day_count * coalesce(expected_users.user_count, 0) as expected_row_count,
+        expected_days.segment,
+        expected_days.day_count * coalesce(
+            case
+                when expected_days.segment = {{ close_unfiltered_segment() }}
+                    then org_users.user_count
+                else segment_users.user_count
+            end,
+            0
+        ) as expected_row_count,
         coalesce(actual.row_count, 0) as actual_row_count
     from expected_days
-    left join expected_users
-        on expected_days.org_id = expected_users.org_id
+    left join org_users
+        on expected_days.org_id = org_users.org_id
+    left join segment_users
+        on expected_days.org_id = segment_users.org_id
+        and expected_days.segment = segment_users.segment
     left join actual
         on expected_days.org_id = actual.org_id
+        and expected_days.segment = actual.segment
 
 )
 

@@ -27,17 +27,23 @@ Run as a script to write a file for a manual ``dbt build``::
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
-
 from close_reports.source.settings import TABLES, metric_data_type
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 
+_NAMING = NamingConvention()
 RAW_SCHEMA = "close_raw"
 ORG_ID = "orga_fixture"
+ALL = "_all"
+"""The unfiltered segment."""
+SEGMENT = "hot_leads"
+"""The fixture's second segment: a Smart View's leads (see ``SEGMENT_*`` below)."""
 TIMEZONE = "UTC"
 LOAD_ID = "1706832000.000001"
 
@@ -117,6 +123,38 @@ METRIC_KEYS: tuple[str, ...] = (
     "opportunities.value_lost.annual.sum_value",
 )
 ACTIVITY_TABLES = ("activity_overview", "activity_by_user")
+REPORT_TABLES = (
+    "activity_overview",
+    "activity_by_user",
+    "sent_emails_by_template",
+    "lead_status_overview",
+    "lead_status_transitions",
+    "opportunity_status_overview",
+    "opportunity_status_transitions",
+    "funnel_totals",
+    "funnel_stages",
+    "custom_reports",
+)
+"""Tables whose key has ``segment`` right after ``org_id`` (the contract of the segments work)."""
+LEDGER_COLUMNS: dict[str, str] = {
+    "run_id": "text",
+    "report": "text",
+    "org_id": "text",
+    "segment": "text",
+    "started_at": "timestamp",
+    "finished_at": "timestamp",
+    "windows": "bigint",
+    "first_window": "date",
+    "last_window": "date",
+    "requests": "bigint",
+    "retries": "bigint",
+    "rate_limited": "bigint",
+    "rows": "bigint",
+    "status": "text",
+    "error": "text",
+}
+"""``run_ledger`` (one row per run x report x org x segment), as the run-ledger contract names
+it; ``settings.TABLES`` describes it once the loader writes it."""
 
 # Non-zero metric values per (day, user); every other count/sum is 0. Bob has no row on D2.
 USER_ACTIVITY: dict[tuple[date, str], dict[str, int]] = {
@@ -242,6 +280,65 @@ SENT_EMAILS: dict[date, dict[str, tuple[int, int, int]]] = {
 }
 TEMPLATE_NAMES = {"_all": "All Emails", "tmpl_promo": "Promo", "tmpl_follow_up": "Follow-up"}
 
+# ------------------------------------------------------------------ the second segment
+# The same reports filtered to a Smart View's leads. Its numbers are smaller than the
+# unfiltered ones and satisfy every invariant on their own: a segment is only ever compared
+# with itself. Ann works its leads on D1 and D3, Bob on D3 only.
+SEGMENT_ACTIVITY: dict[tuple[date, str], dict[str, int]] = {
+    (D1, ANN): {
+        "calls.all.all.count": 2,
+        "calls.all.all.sum_duration": 400,
+        "calls.outbound.all.count": 2,
+        "calls.outbound.all.sum_duration": 400,
+        "calls.outbound.regular.count": 2,
+        "calls.outbound.regular.sum_duration": 400,
+        "emails.sent.all.count": 2,
+        "emails.sent.manual_with_reply.count": 1,
+        "leads.contacted.all.count": 2,
+        "opportunities.won.all.count": 1,
+        "opportunities.won.all.sum_annualized_value": 500000,
+        "opportunities.value_won.one_time.count": 1,
+        "opportunities.value_won.one_time.sum_value": 500000,
+    },
+    (D3, ANN): {
+        "calls.all.all.count": 1,
+        "calls.all.all.sum_duration": 120,
+        "calls.inbound.all.count": 1,
+        "calls.inbound.all.sum_duration": 120,
+        "leads.contacted.all.count": 1,
+    },
+    (D3, BOB): {
+        "calls.all.all.count": 2,
+        "calls.all.all.sum_duration": 240,
+        "calls.outbound.all.count": 2,
+        "calls.outbound.all.sum_duration": 240,
+        "calls.outbound.predictive_dialer.count": 2,
+        "calls.outbound.predictive_dialer.sum_duration": 240,
+        "leads.contacted.all.count": 1,
+    },
+}
+SEGMENT_LEAD_STATUS_DAYS = {
+    POTENTIAL: {D1: (4, 1, 0, 1, 0), D2: (5, 0, 1, 0, 1), D3: (4, 1, 0, 1, 0)}
+}
+SEGMENT_LEAD_STATUS_MONTHS = {POTENTIAL: {JAN: (3, 2, 1, 3, 2), FEB: (4, 1, 0, 1, 0)}}
+SEGMENT_OPP_STATUS_DAYS = {DEMO: {D1: (2, 1, 0, 1, 0), D2: (3, 0, 1, 0, 1), D3: (2, 0, 0, 0, 0)}}
+SEGMENT_OPP_STATUS_MONTHS = {DEMO: {JAN: (1, 2, 1, 2, 1), FEB: (2, 0, 0, 0, 0)}}
+SEGMENT_FUNNEL: dict[str, dict[str, tuple[int, int, int, float | None, tuple[int, int, int]]]] = {
+    "created-cohort": {
+        ANN: (2, 1, 1, 432000.0, (2, 1, 1)),
+        "_all": (2, 1, 1, 432000.0, (2, 1, 1)),
+    },
+    "active-stage-cohort": {
+        ANN: (3, 1, 1, 604800.0, (3, 2, 1)),
+        "_all": (3, 1, 1, 604800.0, (3, 2, 1)),
+    },
+}
+SEGMENT_SENT_EMAILS: dict[date, dict[str, tuple[int, int, int]]] = {
+    D1: {"_all": (3, 1, 1), "tmpl_promo": (2, 1, 1)},
+    D2: {"_all": (0, 0, 0)},
+    D3: {"_all": (0, 0, 0)},
+}
+
 # ------------------------------------------------------------------ expected mart values
 EXPECTED_USER_DAY_ROWS = len(DAYS) * len(USERS)
 EXPECTED_ANN_D1_CALLS = (3, 600)  # calls_count, calls_duration_seconds
@@ -255,6 +352,36 @@ EXPECTED_SCORECARD = {
     (BOB, FEB): (4, 480, 0, 0, 1, 0, 1200000, 1.0, None),
 }
 EXPECTED_ORG_LEADS_CONTACTED_D1 = 4 + 2 - 1
+
+# ------------------------------------------------------------------ the run ledger
+LEDGER_TABLE = "run_ledger"
+RUN_1, RUN_2 = LOAD_ID, "1706918400.000002"  # 2024-02-02 and 2024-02-03, 00:00 UTC
+# (run, report, segment, start second, seconds, windows, first, last, requests, retries,
+#  429s, rows, status, error); every run's reports start that many seconds after its id
+RUN_LEDGER: tuple[tuple[Any, ...], ...] = (
+    (RUN_1, "activity_by_user", ALL, 1, 3, 3, D1, D3, 4, 1, 1, 5, "ok", None),
+    (RUN_1, "activity_by_user", SEGMENT, 1, 2, 3, D1, D3, 3, 0, 0, 3, "ok", None),
+    (RUN_1, "activity_overview", ALL, 2, 1, 1, D1, D1, 1, 0, 0, 3, "ok", None),
+    (RUN_1, "funnel_totals", ALL, 4, 5, 1, JAN, JAN, 2, 1, 0, 6, "ok", None),
+    (RUN_2, "activity_by_user", ALL, 1, 2, 3, D1, D3, 3, 0, 0, 5, "ok", None),
+    (RUN_2, "funnel_totals", ALL, 1, 6, 1, JAN, JAN, 5, 4, 0, 0, "failed",
+     "403 Forbidden: This report is not available on your plan."),
+    (RUN_2, "sent_emails_by_template", ALL, 7, 0, 0, None, None, 0, 0, 0, 0, "skipped", None),
+)  # fmt: skip
+EXPECTED_RUNS = {
+    # run: (status, reports read / ok / failed / skipped, failed reports, requests, retries,
+    #       429s, rows, first window, last window, duration in seconds)
+    RUN_1: ("ok", 4, 4, 0, 0, None, 10, 2, 1, 17, JAN, D3, 8.0),
+    RUN_2: ("partial", 3, 1, 1, 1, "funnel_totals", 8, 4, 0, 5, JAN, D3, 6.0),
+}
+# the segment: Ann and Bob both appear in its report, over D1 .. D3
+EXPECTED_SEGMENT_USER_DAY_ROWS = len(DAYS) * 2
+EXPECTED_SEGMENT_SCORECARD = {
+    (ANN, JAN): (2, 400, 2, 1, 1, 0, 500000, 1.0, 604800.0),
+    (BOB, JAN): (0, 0, 0, 0, 0, 0, 0, None, None),
+    (ANN, FEB): (1, 120, 0, 0, 0, 0, 0, None, None),
+    (BOB, FEB): (2, 240, 0, 0, 0, 0, 0, None, None),
+}
 
 
 def _dlt_type_to_duckdb(data_type: str) -> str:
@@ -270,13 +397,29 @@ def _dlt_type_to_duckdb(data_type: str) -> str:
 
 
 def metric_column(metric_key: str) -> str:
-    """The raw column dlt gives a metric key: ``calls.all.all.count`` -> ``calls_all_all_count``."""
-    return metric_key.replace(".", "_")
+    """The raw column dlt gives a metric key (its naming convention, as the loader uses it):
+    ``calls.all.all.count`` -> ``calls_all_all_count``."""
+    return str(_NAMING.normalize_identifier(metric_key))
 
 
-def table_columns(table: str) -> dict[str, str]:
-    """Column -> DuckDB type of a raw table, as the loader creates it."""
-    columns = {name: _dlt_type_to_duckdb(t) for name, t in TABLES[table][0].items()}
+def table_columns(table: str, segments: bool = True) -> dict[str, str]:
+    """Column -> DuckDB type of a raw table, as the loader creates it.
+
+    Report tables get ``segment`` right after ``org_id`` (the contract's key order), whether or
+    not ``settings.TABLES`` lists it yet; ``segments=False`` leaves it out: a table written by a
+    loader from before segments.
+    """
+    if table == LEDGER_TABLE:  # the ledger contract's order, the loader's types once it has them
+        loaded = TABLES[table][0] if table in TABLES else {}
+        contract = {name: loaded.get(name, data_type) for name, data_type in LEDGER_COLUMNS.items()}
+    else:
+        contract = dict(TABLES[table][0])
+        contract.pop("segment", None)
+    columns: dict[str, str] = {}
+    for name, data_type in contract.items():
+        columns[name] = _dlt_type_to_duckdb(data_type)
+        if name == "org_id" and segments and table in REPORT_TABLES:
+            columns["segment"] = "VARCHAR NOT NULL"
     if table in ACTIVITY_TABLES:
         for key in METRIC_KEYS:
             columns[metric_column(key)] = _dlt_type_to_duckdb(metric_data_type(key))
@@ -285,8 +428,14 @@ def table_columns(table: str) -> dict[str, str]:
     return columns
 
 
-def _window(start: date, end: date) -> dict[str, Any]:
-    return {"org_id": ORG_ID, "window_start": start, "window_end": end, "timezone": TIMEZONE}
+def _window(start: date, end: date, segment: str = ALL) -> dict[str, Any]:
+    return {
+        "org_id": ORG_ID,
+        "segment": segment,
+        "window_start": start,
+        "window_end": end,
+        "timezone": TIMEZONE,
+    }
 
 
 def _next_day(day: date) -> date:
@@ -306,31 +455,37 @@ def _metric_row(values: Mapping[str, int]) -> dict[str, Any]:
     return row
 
 
-def _activity_rows(breaks: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+def _activity_rows(
+    breaks: Sequence[str],
+    activity: Mapping[tuple[date, str], Mapping[str, int]] = USER_ACTIVITY,
+    shared_contacted: Mapping[date, int] = SHARED_CONTACTED_LEADS,
+    segment: str = ALL,
+) -> dict[str, list[dict[str, Any]]]:
     by_user, overview = [], []
     for day in DAYS:
         org_totals: dict[str, int] = {}
         for user_id, (first, last) in USERS.items():
-            values = USER_ACTIVITY.get((day, user_id))
+            values = activity.get((day, user_id))
             if values is None:
                 continue
             for key, value in values.items():
                 org_totals[key] = org_totals.get(key, 0) + value
             by_user.append(
                 {
-                    **_window(day, _next_day(day)),
+                    **_window(day, _next_day(day), segment),
                     "date": day,
                     "user_id": user_id,
                     "user_name": f"{first} {last}",
                     **_metric_row(values),
                 }
             )
-        org_totals["leads.contacted.all.count"] -= SHARED_CONTACTED_LEADS.get(day, 0)
+        if "leads.contacted.all.count" in org_totals:
+            org_totals["leads.contacted.all.count"] -= shared_contacted.get(day, 0)
         if "org_totals" in breaks and day == D1:
             org_totals["calls.all.all.count"] += 1
         overview.append(
             {
-                **_window(day, _next_day(day)),
+                **_window(day, _next_day(day), segment),
                 "date": day,
                 "datetime": f"{day.isoformat()}T00:00:00+00:00",
                 **_metric_row(org_totals),
@@ -348,11 +503,12 @@ def _status_overview_row(
     label: str,
     is_deleted: bool,
     counts: tuple[int, int, int, int, int],
+    segment: str = ALL,
 ) -> dict[str, Any]:
     started, gained, lost, entered, left = counts
     ended = started + gained - lost
     row: dict[str, Any] = {
-        **_window(start, end),
+        **_window(start, end, segment),
         "grain": grain,
         "status_id": status_id,
         "status_label": label,
@@ -374,31 +530,46 @@ def _status_overview_row(
     return row
 
 
-def _lead_status_rows(breaks: Sequence[str]) -> list[dict[str, Any]]:
+StatusCounts = Mapping[str, Mapping[date, tuple[int, int, int, int, int]]]
+
+
+def _lead_status_rows(
+    breaks: Sequence[str],
+    by_day: StatusCounts = LEAD_STATUS_DAYS,
+    by_month: StatusCounts = LEAD_STATUS_MONTHS,
+    segment: str = ALL,
+) -> list[dict[str, Any]]:
     labels = {POTENTIAL: ("Potential", False), OLD: ("Old", True)}
     rows = []
-    for status_id, days in LEAD_STATUS_DAYS.items():
+    for status_id, days in by_day.items():
         label, deleted = labels[status_id]
         for day, counts in days.items():
             row = _status_overview_row(
-                "lead", "day", day, _next_day(day), status_id, label, deleted, counts
+                "lead", "day", day, _next_day(day), status_id, label, deleted, counts, segment
             )
             if "status_balance" in breaks and status_id == POTENTIAL and day == D2:
                 row["gained"] += 1  # ended no longer = started + gained - lost
             rows.append(row)
-    for status_id, months in LEAD_STATUS_MONTHS.items():
+    for status_id, months in by_month.items():
         label, deleted = labels[status_id]
         for month, counts in months.items():
             end = _next_day(D3) if month == FEB else FEB
             rows.append(
-                _status_overview_row("lead", "month", month, end, status_id, label, deleted, counts)
+                _status_overview_row(
+                    "lead", "month", month, end, status_id, label, deleted, counts, segment
+                )
             )
     return rows
 
 
-def _opportunity_status_rows(breaks: Sequence[str]) -> list[dict[str, Any]]:
+def _opportunity_status_rows(
+    breaks: Sequence[str],
+    by_day: StatusCounts = OPP_STATUS_DAYS,
+    by_month: StatusCounts = OPP_STATUS_MONTHS,
+    segment: str = ALL,
+) -> list[dict[str, Any]]:
     rows = []
-    for status_id, days in OPP_STATUS_DAYS.items():
+    for status_id, days in by_day.items():
         label = OPP_STATUSES[status_id][0]
         for day, counts in days.items():
             if "status_chain" in breaks and status_id == DEMO and day == D2:
@@ -406,23 +577,33 @@ def _opportunity_status_rows(breaks: Sequence[str]) -> list[dict[str, Any]]:
                 counts = (started + 1, gained, lost + 1, entered, left + 1)  # still balances
             rows.append(
                 _status_overview_row(
-                    "opportunity", "day", day, _next_day(day), status_id, label, False, counts
+                    "opportunity",
+                    "day",
+                    day,
+                    _next_day(day),
+                    status_id,
+                    label,
+                    False,
+                    counts,
+                    segment,
                 )
             )
-    for status_id, months in OPP_STATUS_MONTHS.items():
+    for status_id, months in by_month.items():
         label = OPP_STATUSES[status_id][0]
         for month, counts in months.items():
             end = _next_day(D3) if month == FEB else FEB
             rows.append(
                 _status_overview_row(
-                    "opportunity", "month", month, end, status_id, label, False, counts
+                    "opportunity", "month", month, end, status_id, label, False, counts, segment
                 )
             )
     return rows
 
 
 def _transition_rows(
-    object_type: str, transitions: Iterable[tuple[str, date, str, str | None, str, int]]
+    object_type: str,
+    transitions: Iterable[tuple[str, date, str, str | None, str, int]],
+    segment: str = ALL,
 ) -> list[dict[str, Any]]:
     """Rows from (grain, window_start, kind, from_status_id, to_status_id, count)."""
     if object_type == "lead":
@@ -435,7 +616,7 @@ def _transition_rows(
         from_label, from_deleted = labels[from_id] if from_id else (None, None)
         to_label, to_deleted = labels[to_id]
         row: dict[str, Any] = {
-            **_window(start, end),
+            **_window(start, end, segment),
             "grain": grain,
             "kind": kind,
             "from_status_key": from_id or "_created",
@@ -455,14 +636,19 @@ def _transition_rows(
     return rows
 
 
-def _funnel_rows(breaks: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+FunnelData = Mapping[str, Mapping[str, tuple[int, int, int, float | None, tuple[int, int, int]]]]
+
+
+def _funnel_rows(
+    breaks: Sequence[str], funnel: FunnelData = FUNNEL, segment: str = ALL
+) -> dict[str, list[dict[str, Any]]]:
     totals, stages = [], []
     value = OPPORTUNITY_VALUE_CENTS
-    for cohort_type, by_user in FUNNEL.items():
+    for cohort_type, by_user in funnel.items():
         for user_id, (count, complete, won, time_to_win, stage_counts) in by_user.items():
             totals.append(
                 {
-                    **_window(JAN, FEB),
+                    **_window(JAN, FEB, segment),
                     "pipeline_id": PIPELINE,
                     "cohort_type": cohort_type,
                     "user_id": user_id,
@@ -494,7 +680,7 @@ def _funnel_rows(breaks: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
                 )
                 stages.append(
                     {
-                        **_window(JAN, FEB),
+                        **_window(JAN, FEB, segment),
                         "pipeline_id": PIPELINE,
                         "cohort_type": cohort_type,
                         "user_id": user_id,
@@ -520,14 +706,16 @@ def _funnel_rows(breaks: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     return {"funnel_totals": totals, "funnel_stages": stages}
 
 
-def _sent_email_rows() -> list[dict[str, Any]]:
+def _sent_email_rows(
+    sent: Mapping[date, Mapping[str, tuple[int, int, int]]] = SENT_EMAILS, segment: str = ALL
+) -> list[dict[str, Any]]:
     rows = []
-    for day, templates in SENT_EMAILS.items():
+    for day, templates in sent.items():
         for template_key, (total, opened, responded) in templates.items():
             template_id = None if template_key == "_all" else template_key
             rows.append(
                 {
-                    **_window(day, _next_day(day)),
+                    **_window(day, _next_day(day), segment),
                     "template_key": template_key,
                     "template_id": template_id,
                     "name": TEMPLATE_NAMES[template_key],
@@ -656,8 +844,70 @@ def _reference_rows() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def fixture_rows(breaks: Sequence[str] = ()) -> dict[str, list[dict[str, Any]]]:
-    """Every raw table's rows (without dlt's columns), optionally with broken invariants."""
+def _segment_rows() -> dict[str, list[dict[str, Any]]]:
+    """The report rows of ``SEGMENT``."""
+    return {
+        **_activity_rows((), SEGMENT_ACTIVITY, {}, SEGMENT),
+        **_funnel_rows((), SEGMENT_FUNNEL, SEGMENT),
+        "sent_emails_by_template": _sent_email_rows(SEGMENT_SENT_EMAILS, SEGMENT),
+        "lead_status_overview": _lead_status_rows(
+            (), SEGMENT_LEAD_STATUS_DAYS, SEGMENT_LEAD_STATUS_MONTHS, SEGMENT
+        ),
+        "opportunity_status_overview": _opportunity_status_rows(
+            (), SEGMENT_OPP_STATUS_DAYS, SEGMENT_OPP_STATUS_MONTHS, SEGMENT
+        ),
+        "lead_status_transitions": _transition_rows(
+            "lead",
+            [
+                ("day", D1, "transitions", None, POTENTIAL, 1),
+                ("day", D1, "summary", None, POTENTIAL, 1),
+            ],
+            SEGMENT,
+        ),
+        "opportunity_status_transitions": _transition_rows(
+            "opportunity",
+            [("day", D1, "transitions", None, DEMO, 1), ("day", D1, "summary", None, DEMO, 1)],
+            SEGMENT,
+        ),
+    }
+
+
+def _ledger_rows() -> list[dict[str, Any]]:
+    rows = []
+    for run, report, segment, offset, seconds, windows, first, last, *counters in RUN_LEDGER:
+        requests, retries, rate_limited, row_count, status, error = counters
+        started = datetime.fromtimestamp(float(run) + offset, UTC).replace(microsecond=0)
+        rows.append(
+            {
+                "run_id": run,
+                "report": report,
+                "org_id": ORG_ID,
+                "segment": segment,
+                "started_at": started,
+                "finished_at": started + timedelta(seconds=seconds),
+                "windows": windows,
+                "first_window": first,
+                "last_window": last,
+                "requests": requests,
+                "retries": retries,
+                "rate_limited": rate_limited,
+                "rows": row_count,
+                "status": status,
+                "error": error,
+            }
+        )
+    return rows
+
+
+def fixture_rows(
+    breaks: Sequence[str] = (), segments: bool = True
+) -> dict[str, list[dict[str, Any]]]:
+    """Every raw table's rows (without dlt's columns), optionally with broken invariants.
+
+    ``segments``: report rows carry ``segment``, ``SEGMENT``'s rows are there beside the
+    unfiltered (``_all``) ones, and ``run_ledger`` holds two runs. False: no ``segment`` at
+    all and no ledger, as a loader from before segments wrote them (only unfiltered rows).
+    """
     unknown = set(breaks) - set(BREAKS)
     if unknown:
         raise ValueError(f"unknown fixture breaks {sorted(unknown)}; choose from {BREAKS}")
@@ -702,27 +952,44 @@ def fixture_rows(breaks: Sequence[str] = ()) -> dict[str, list[dict[str, Any]]]:
     }
     missing = set(TABLES) - set(rows)
     assert not missing, f"fixture lacks tables {missing}"
+    if segments:
+        for table, segment_rows in _segment_rows().items():
+            rows[table] = rows[table] + segment_rows
+        rows[LEDGER_TABLE] = _ledger_rows()
+    else:
+        for table in REPORT_TABLES:
+            for row in rows[table]:
+                del row["segment"]
     return rows
 
 
-def create_raw_fixture(duckdb_path: str | Path, breaks: Sequence[str] = ()) -> Path:
+def create_raw_fixture(
+    duckdb_path: str | Path,
+    breaks: Sequence[str] = (),
+    segments: bool = True,
+    load_id: str | None = None,
+) -> Path:
     """Create (or replace) schema ``close_raw`` in a DuckDB file, filled with the fixture.
 
     Args:
         duckdb_path: the DuckDB file to write; created if missing.
         breaks: names from ``BREAKS``; each corrupts the data so that one invariant fails.
+        segments: report tables with a ``segment`` column and a second segment's rows (the
+            loader with segments); False: without (a loader from before segments).
+        load_id: ``_dlt_load_id`` of every row (default: ``LOAD_ID``, in 2024, and each ledger
+            row its run); ``fresh_load_id()`` makes the tables fresh.
 
     Returns:
         The path of the DuckDB file.
     """
     path = Path(duckdb_path)
-    rows = fixture_rows(breaks)
+    rows = fixture_rows(breaks, segments)
     con = duckdb.connect(str(path))
     try:
         con.execute(f"drop schema if exists {RAW_SCHEMA} cascade")
         con.execute(f"create schema {RAW_SCHEMA}")
-        for table in TABLES:
-            columns = table_columns(table)
+        for table in rows:
+            columns = table_columns(table, segments)
             ddl = ", ".join(f'"{name}" {data_type}' for name, data_type in columns.items())
             con.execute(f"create table {RAW_SCHEMA}.{table} ({ddl})")
             names = list(columns)
@@ -733,13 +1000,19 @@ def create_raw_fixture(duckdb_path: str | Path, breaks: Sequence[str] = ()) -> P
             for i, row in enumerate(rows[table]):
                 unknown = set(row) - set(columns)
                 assert not unknown, f"{table}: columns {unknown} are not in the contract"
-                full = {**row, "_dlt_load_id": LOAD_ID, "_dlt_id": f"{table}-{i:04d}"}
+                row_load_id = load_id or (row["run_id"] if table == LEDGER_TABLE else LOAD_ID)
+                full = {**row, "_dlt_load_id": row_load_id, "_dlt_id": f"{table}-{i:04d}"}
                 values.append([full.get(name) for name in names])
             if values:
                 con.executemany(insert, values)
     finally:
         con.close()
     return path
+
+
+def fresh_load_id(hours_ago: float = 0.0) -> str:
+    """A dlt load id (epoch seconds as text) of ``hours_ago`` hours before now."""
+    return f"{time.time() - hours_ago * 3600:.6f}"
 
 
 def main(argv: Sequence[str]) -> int:

@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ import duckdb
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
 DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
+NO_RUN_RESULTS = ("ls", "list", "parse", "deps")
+"""dbt commands that write no run_results.json."""
 
 
 @dataclass
@@ -51,8 +53,23 @@ class DbtRun:
         }
 
 
-def run_dbt(args: Sequence[str], duckdb_path: Path, work_dir: Path) -> DbtRun:
-    """Run one dbt command against ``duckdb_path``; target and logs go to ``work_dir``."""
+def run_dbt(
+    args: Sequence[str],
+    duckdb_path: Path,
+    work_dir: Path,
+    strict: bool | None = True,
+    dbt_vars: Mapping[str, Any] | None = None,
+) -> DbtRun:
+    """Run one dbt command against ``duckdb_path``; target and logs go to ``work_dir``.
+
+    ``strict``: the checks of Close's own numbers are errors (var ``close_strict_invariants``),
+    as for every simulated or hand-computed load; False: they only warn, as in a user's build;
+    None: no ``--vars`` at all (the project's defaults). ``dbt_vars``: further ``--vars``.
+    """
+    variables = dict(dbt_vars or {})
+    if strict is not None:
+        variables["close_strict_invariants"] = strict
+    vars_option = ["--vars", json.dumps(variables)] if variables else []
     env = {
         **os.environ,
         "CLOSE_DUCKDB_PATH": str(duckdb_path),
@@ -60,6 +77,8 @@ def run_dbt(args: Sequence[str], duckdb_path: Path, work_dir: Path) -> DbtRun:
         "DO_NOT_TRACK": "1",
     }
     target_path = work_dir / "target"
+    run_results = target_path / "run_results.json"
+    run_results.unlink(missing_ok=True)  # an earlier command's results are not this one's
     completed = subprocess.run(
         [
             str(DBT_EXECUTABLE),
@@ -73,6 +92,7 @@ def run_dbt(args: Sequence[str], duckdb_path: Path, work_dir: Path) -> DbtRun:
             str(target_path),
             "--log-path",
             str(work_dir / "logs"),
+            *vars_option,
         ],
         cwd=work_dir,
         env=env,
@@ -82,13 +102,17 @@ def run_dbt(args: Sequence[str], duckdb_path: Path, work_dir: Path) -> DbtRun:
         check=False,
     )
     output = completed.stdout + completed.stderr
-    run_results = target_path / "run_results.json"
-    assert run_results.exists(), f"dbt did not run:\n{output}"
     nodes: dict[str, tuple[str, str]] = {}
+    command = next(arg for arg in args if not arg.startswith("-"))
+    if command in NO_RUN_RESULTS:
+        return DbtRun(completed.returncode, output, nodes)
+    assert run_results.exists(), f"dbt did not run:\n{output}"
     for result in json.loads(run_results.read_text())["results"]:
         # model.<project>.<name>, test.<project>.<name>[.<hash>],
         # unit_test.<project>.<model>.<name>
         parts = result["unique_id"].split(".")
+        if parts[0] == "exposure":  # declared, not built (status no-op)
+            continue
         name = parts[3] if parts[0] == "unit_test" else parts[2]
         nodes[name] = (parts[0], result["status"])
     return DbtRun(completed.returncode, output, nodes)

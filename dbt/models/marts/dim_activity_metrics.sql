@@ -1,5 +1,5 @@
 {%- set non_additive = var('close_non_additive_metric_keys', ['leads.contacted.all.count']) -%}
-{%- set named = close_documented_metrics() | selectattr('name') | list -%}
+{%- set documented = close_documented_metrics() -%}
 
 with
 
@@ -35,8 +35,16 @@ final as (
         {%- endif %} as is_additive,
         column_name,
         data_type,
+        coalesce(
+            case metric_key
+                {%- for metric in documented %}
+                when '{{ metric.key }}' then '{{ metric.name }}'
+                {%- endfor %}
+            end,
+            column_name
+        ) as staging_column_name,
         case metric_key
-            {%- for metric in named %}
+            {%- for metric in documented if not metric.is_average %}
             when '{{ metric.key }}' then '{{ metric.name }}'
             {%- endfor %}
         end as daily_fact_column_name

@@ -1,9 +1,8 @@
 {#- Long form of the activity reports: every metric Close lists in activity_metrics that has a
-    column on the loaded tables, unpivoted dynamically (the list is read from the relations'
-    columns at run time, so metrics a live org adds need no code change). -#}
-{%- set common = ['org_id', 'report_timezone', 'activity_date', 'window_start_date', 'window_end_date', 'loaded_at'] -%}
-{%- set overview_columns = close_metric_columns(ref('stg_close__activity_overview'), common + ['bucket_datetime']) -%}
-{%- set user_columns = close_metric_columns(ref('stg_close__activity_by_user'), common + ['user_id', 'user_name']) -%}
+    column in staging, unpivoted dynamically (key -> column from activity_metrics.column_name
+    and the raw tables' columns at run time, so metrics a live org adds need no code change). -#}
+{%- set overview_metrics = close_staged_metrics('activity_overview') -%}
+{%- set user_metrics = close_staged_metrics('activity_by_user') -%}
 
 with
 
@@ -29,14 +28,15 @@ org_metric_values as (
 
     select
         activity_overview.org_id,
+        activity_overview.segment,
         activity_overview.activity_date,
         cast('_org' as {{ dbt.type_string() }}) as user_id,
         metrics.metric_key,
-        {{ close_unpivot_metric_columns('activity_overview', overview_columns) }} as metric_value
+        {{ close_unpivot_metrics('activity_overview', overview_metrics) }} as metric_value
     from activity_overview
     inner join metrics
         on activity_overview.org_id = metrics.org_id
-    where {{ close_metric_column_filter(overview_columns) }}
+    where {{ close_metric_key_filter(overview_metrics) }}
 
 ),
 
@@ -44,14 +44,15 @@ user_metric_values as (
 
     select
         activity_by_user.org_id,
+        activity_by_user.segment,
         activity_by_user.activity_date,
         activity_by_user.user_id,
         metrics.metric_key,
-        {{ close_unpivot_metric_columns('activity_by_user', user_columns) }} as metric_value
+        {{ close_unpivot_metrics('activity_by_user', user_metrics) }} as metric_value
     from activity_by_user
     inner join metrics
         on activity_by_user.org_id = metrics.org_id
-    where {{ close_metric_column_filter(user_columns) }}
+    where {{ close_metric_key_filter(user_metrics) }}
 
 ),
 
@@ -67,6 +68,7 @@ final as (
 
     select
         metric_values.org_id,
+        metric_values.segment,
         metric_values.activity_date,
         metric_values.user_id,
         metric_values.metric_key,

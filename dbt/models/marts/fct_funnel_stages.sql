@@ -31,6 +31,7 @@ stage_neighbours as (
         lead(funnel_stages.stage_count) over (
             partition by
                 funnel_stages.org_id,
+                funnel_stages.segment,
                 funnel_stages.window_start_date,
                 funnel_stages.pipeline_id,
                 funnel_stages.cohort_type,
@@ -40,6 +41,7 @@ stage_neighbours as (
         first_value(funnel_stages.stage_count) over (
             partition by
                 funnel_stages.org_id,
+                funnel_stages.segment,
                 funnel_stages.window_start_date,
                 funnel_stages.pipeline_id,
                 funnel_stages.cohort_type,
@@ -58,6 +60,7 @@ with_cohort as (
     from stage_neighbours
     left join funnel_totals
         on stage_neighbours.org_id = funnel_totals.org_id
+        and stage_neighbours.segment = funnel_totals.segment
         and stage_neighbours.window_start_date = funnel_totals.window_start_date
         and stage_neighbours.pipeline_id = funnel_totals.pipeline_id
         and stage_neighbours.cohort_type = funnel_totals.cohort_type
@@ -84,6 +87,7 @@ final as (
 
     select
         rates.org_id,
+        rates.segment,
         rates.window_start_date,
         rates.pipeline_id,
         rates.cohort_type,

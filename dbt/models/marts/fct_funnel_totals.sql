@@ -40,6 +40,7 @@ final as (
 
     select
         rates.org_id,
+        rates.segment,
         rates.window_start_date,
         rates.pipeline_id,
         rates.cohort_type,

@@ -10,6 +10,7 @@ final as (
 
     select
         org_id,
+        segment,
         window_start_date,
         template_key,
         window_end_date,

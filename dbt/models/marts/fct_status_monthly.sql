@@ -32,6 +32,7 @@ monthly as (
     select
         cast('lead' as {{ dbt.type_string() }}) as object_type,
         lead_status_overview.org_id,
+        lead_status_overview.segment,
         lead_status_overview.status_id,
         lead_status_overview.window_start_date,
         lead_status_overview.window_end_date,
@@ -56,6 +57,7 @@ monthly as (
     select
         cast('opportunity' as {{ dbt.type_string() }}) as object_type,
         opportunity_status_overview.org_id,
+        opportunity_status_overview.segment,
         opportunity_status_overview.status_id,
         opportunity_status_overview.window_start_date,
         opportunity_status_overview.window_end_date,
@@ -82,6 +84,7 @@ final as (
     select
         object_type,
         org_id,
+        segment,
         status_id,
         {{ month_start('window_start_date') }} as month_start_date,
         window_start_date,

@@ -19,6 +19,7 @@ transitions as (
     select
         cast('{{ object_type }}' as {{ dbt.type_string() }}) as object_type,
         org_id,
+        segment,
         grain,
         window_start_date,
         window_end_date,
@@ -43,6 +44,7 @@ final as (
     select
         object_type,
         org_id,
+        segment,
         grain,
         window_start_date,
         window_end_date,

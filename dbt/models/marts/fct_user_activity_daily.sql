@@ -1,6 +1,7 @@
-{#- One row per user per day, zero-filled: a date spine over the days the per-user report was
-    loaded, crossed with every user of the org, left-joined to Close's per-user rows. -#}
-{%- set named = close_documented_metrics() | selectattr('name') | list -%}
+{#- One row per segment, user and day, zero-filled: a date spine over the days the per-user
+    report was loaded for the segment, crossed with the segment's users, left-joined to Close's
+    per-user rows. -#}
+{%- set named = close_documented_metrics() | rejectattr('is_average') | list -%}
 
 with
 
@@ -22,28 +23,62 @@ activity_by_user as (
 
 ),
 
-org_date_ranges as (
+segment_date_ranges as (
 
     select
         org_id,
+        segment,
         min(activity_date) as first_activity_date,
         max(activity_date) as last_activity_date
     from activity_by_user
-    group by 1
+    group by 1, 2
+
+),
+
+{#- Unfiltered (`_all`): every user of the org. A segment: the users its report mentions in
+    the loaded range (a segment of one team's reps lists that team, not the whole org). #}
+segment_users as (
+
+    select
+        segment_date_ranges.org_id,
+        segment_date_ranges.segment,
+        dim_users.user_id,
+        dim_users.user_name
+    from segment_date_ranges
+    inner join dim_users
+        on segment_date_ranges.org_id = dim_users.org_id
+    where segment_date_ranges.segment = {{ close_unfiltered_segment() }}
+
+    union all
+
+    select
+        reported.org_id,
+        reported.segment,
+        dim_users.user_id,
+        dim_users.user_name
+    from (
+        select distinct org_id, segment, user_id
+        from activity_by_user
+        where segment <> {{ close_unfiltered_segment() }}
+    ) as reported
+    inner join dim_users
+        on reported.org_id = dim_users.org_id
+        and reported.user_id = dim_users.user_id
 
 ),
 
 date_spine as (
 
     select
-        org_date_ranges.org_id,
+        segment_date_ranges.org_id,
+        segment_date_ranges.segment,
         dim_dates.date_day as activity_date,
         dim_dates.week_start_date,
         dim_dates.month_start_date
-    from org_date_ranges
+    from segment_date_ranges
     inner join dim_dates
-        on dim_dates.date_day >= org_date_ranges.first_activity_date
-        and dim_dates.date_day <= org_date_ranges.last_activity_date
+        on dim_dates.date_day >= segment_date_ranges.first_activity_date
+        and dim_dates.date_day <= segment_date_ranges.last_activity_date
 
 ),
 
@@ -51,14 +86,16 @@ user_days as (
 
     select
         date_spine.org_id,
-        dim_users.user_id,
-        dim_users.user_name,
+        date_spine.segment,
+        segment_users.user_id,
+        segment_users.user_name,
         date_spine.activity_date,
         date_spine.week_start_date,
         date_spine.month_start_date
     from date_spine
-    inner join dim_users
-        on date_spine.org_id = dim_users.org_id
+    inner join segment_users
+        on date_spine.org_id = segment_users.org_id
+        and date_spine.segment = segment_users.segment
 
 ),
 
@@ -66,6 +103,7 @@ zero_filled as (
 
     select
         user_days.org_id,
+        user_days.segment,
         user_days.user_id,
         user_days.activity_date,
         user_days.week_start_date,
@@ -73,12 +111,13 @@ zero_filled as (
         user_days.user_name,
         activity_by_user.user_id is not null as has_report_row,
         {%- for metric in named %}
-        coalesce(activity_by_user.{{ metric.column }}, 0) as {{ metric.name }}{% if not loop.last %},{% endif %}
+        coalesce(activity_by_user.{{ metric.name }}, 0) as {{ metric.name }}{% if not loop.last %},{% endif %}
         {%- endfor %}
 
     from user_days
     left join activity_by_user
         on user_days.org_id = activity_by_user.org_id
+        and user_days.segment = activity_by_user.segment
         and user_days.user_id = activity_by_user.user_id
         and user_days.activity_date = activity_by_user.activity_date
 

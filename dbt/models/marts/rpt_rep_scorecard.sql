@@ -21,6 +21,7 @@ monthly_activity as (
 
     select
         org_id,
+        segment,
         user_id,
         month_start_date,
         max(user_name) as user_name,
@@ -48,7 +49,7 @@ monthly_activity as (
         ) as bigint) as won_value_cents,
         cast(sum(opportunities_won_annualized_value_cents) as bigint) as won_annualized_value_cents
     from user_activity_daily
-    group by 1, 2, 3
+    group by 1, 2, 3, 4
 
 ),
 
@@ -56,6 +57,7 @@ monthly_time_to_win as (
 
     select
         org_id,
+        segment,
         user_id,
         month_start_date,
         sum(average_time_to_win_seconds * won_count) as weighted_time_to_win_seconds,
@@ -64,7 +66,7 @@ monthly_time_to_win as (
     from funnel_totals
     where cohort_type = 'active-stage-cohort'
         and not is_all_users
-    group by 1, 2, 3
+    group by 1, 2, 3, 4
 
 ),
 
@@ -72,6 +74,7 @@ final as (
 
     select
         monthly_activity.org_id,
+        monthly_activity.segment,
         monthly_activity.user_id,
         monthly_activity.month_start_date,
         monthly_activity.user_name,
@@ -113,6 +116,7 @@ final as (
     from monthly_activity
     left join monthly_time_to_win
         on monthly_activity.org_id = monthly_time_to_win.org_id
+        and monthly_activity.segment = monthly_time_to_win.segment
         and monthly_activity.user_id = monthly_time_to_win.user_id
         and monthly_activity.month_start_date = monthly_time_to_win.month_start_date
 

@@ -4,14 +4,26 @@
     Returns one row per duplicated key, with how many rows share it. Column names are quoted,
     so raw keys named like SQL keywords (`date`, `key`) work. A raw table the loader has not
     created (see close_source) has no duplicates.
+
+    `optional_columns`: key columns a relation may lack, checked only where present (`segment`
+    on a raw table loaded before segments existed: all of its rows are one segment).
 #}
-{% test unique_combination_of_columns(model, combination_of_columns) %}
+{% test unique_combination_of_columns(model, combination_of_columns, optional_columns=[]) %}
+    {%- set existing = load_relation(model) if execute else none -%}
+    {%- set present = [] -%}
+    {%- if existing is not none and optional_columns -%}
+        {%- for column in adapter.get_columns_in_relation(existing) -%}
+            {%- do present.append(column.name | lower) -%}
+        {%- endfor -%}
+    {%- endif -%}
     {%- set quoted = [] -%}
     {%- for column in combination_of_columns -%}
-        {%- do quoted.append(adapter.quote(column)) -%}
+        {%- if column not in optional_columns or existing is none or (column | lower) in present -%}
+            {%- do quoted.append(adapter.quote(column)) -%}
+        {%- endif -%}
     {%- endfor -%}
     {%- set columns_csv = quoted | join(', ') %}
-    {%- if execute and load_relation(model) is none %}
+    {%- if execute and existing is none %}
 
 select 1 as n_rows where 1 = 0
 

@@ -12,14 +12,15 @@ renamed as (
 
         ----------  ids
         org_id,
+        {{ close_segment('activity_by_user') }} as segment,
         user_id,
 
         ----------  strings
         user_name,
         timezone as report_timezone,
 
-        ----------  numerics: one column per activity metric (raw metric column names)
-        {{ close_select_metric_columns('activity_by_user', ['org_id', 'window_start', 'window_end', 'timezone', 'date', 'user_id', 'user_name']) }}
+        ----------  numerics: one column per activity metric, named (see close_documented_metrics)
+        {{ close_select_metric_columns('activity_by_user') }}
 
         ----------  dates
         {{ adapter.quote('date') }} as activity_date,

@@ -12,13 +12,14 @@ renamed as (
 
         ----------  ids
         org_id,
+        {{ close_segment('activity_overview') }} as segment,
 
         ----------  strings
         timezone as report_timezone,
         {{ adapter.quote('datetime') }} as bucket_datetime,
 
-        ----------  numerics: one column per activity metric (raw metric column names)
-        {{ close_select_metric_columns('activity_overview', ['org_id', 'window_start', 'window_end', 'timezone', 'date', 'datetime']) }}
+        ----------  numerics: one column per activity metric, named (see close_documented_metrics)
+        {{ close_select_metric_columns('activity_overview') }}
 
         ----------  dates
         {{ adapter.quote('date') }} as activity_date,

@@ -12,6 +12,7 @@ renamed as (
 
         ----------  ids
         org_id,
+        {{ close_segment('custom_reports') }} as segment,
         report_name,
         series as series_key,
 

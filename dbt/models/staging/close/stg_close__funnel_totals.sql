@@ -12,6 +12,7 @@ renamed as (
 
         ----------  ids
         org_id,
+        {{ close_segment('funnel_totals') }} as segment,
         pipeline_id,
         user_id,
 

@@ -12,6 +12,7 @@ renamed as (
 
         ----------  ids
         org_id,
+        {{ close_segment('sent_emails_by_template') }} as segment,
         template_key,
         template_id,
 

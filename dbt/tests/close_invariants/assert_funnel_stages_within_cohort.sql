@@ -1,6 +1,6 @@
 {#
     No funnel stage holds more opportunities than its cohort: a stage's count never exceeds
-    the `count` of the totals row for the same window, pipeline, cohort type and user.
+    the `count` of the totals row for the same segment, window, pipeline, cohort type and user.
 #}
 with
 
@@ -20,6 +20,7 @@ compared as (
 
     select
         funnel_stages.org_id,
+        funnel_stages.segment,
         funnel_stages.window_start_date,
         funnel_stages.pipeline_id,
         funnel_stages.cohort_type,
@@ -30,6 +31,7 @@ compared as (
     from funnel_stages
     inner join funnel_totals
         on funnel_stages.org_id = funnel_totals.org_id
+        and funnel_stages.segment = funnel_totals.segment
         and funnel_stages.window_start_date = funnel_totals.window_start_date
         and funnel_stages.pipeline_id = funnel_totals.pipeline_id
         and funnel_stages.cohort_type = funnel_totals.cohort_type

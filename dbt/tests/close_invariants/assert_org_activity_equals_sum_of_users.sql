@@ -1,5 +1,6 @@
 {#
-    Org totals (overview) = the sum of the per-user rows, per org, day and additive metric
+    Org totals (overview) = the sum of the per-user rows, per org, segment (the same filter on
+    both reports), day and additive metric
     (counts and sums; not averages, and not distinct counts such as leads contacted, see
     var close_non_additive_metric_keys). A user missing on a day counts 0. Checked on the
     days inside the per-user report's loaded range, where the overview was also loaded.
@@ -15,7 +16,7 @@ metric_values as (
 
 org_totals as (
 
-    select org_id, activity_date, metric_key, metric_value as org_value
+    select org_id, segment, activity_date, metric_key, metric_value as org_value
     from metric_values
     where is_org_total and is_additive
 
@@ -23,19 +24,19 @@ org_totals as (
 
 user_sums as (
 
-    select org_id, activity_date, metric_key, sum(metric_value) as users_value
+    select org_id, segment, activity_date, metric_key, sum(metric_value) as users_value
     from metric_values
     where not is_org_total and is_additive
-    group by 1, 2, 3
+    group by 1, 2, 3, 4
 
 ),
 
 user_ranges as (
 
-    select org_id, min(activity_date) as first_date, max(activity_date) as last_date
+    select org_id, segment, min(activity_date) as first_date, max(activity_date) as last_date
     from metric_values
     where not is_org_total
-    group by 1
+    group by 1, 2
 
 ),
 
@@ -43,6 +44,7 @@ compared as (
 
     select
         org_totals.org_id,
+        org_totals.segment,
         org_totals.activity_date,
         org_totals.metric_key,
         coalesce(org_totals.org_value, 0) as org_value,
@@ -50,9 +52,11 @@ compared as (
     from org_totals
     inner join user_ranges
         on org_totals.org_id = user_ranges.org_id
+        and org_totals.segment = user_ranges.segment
         and org_totals.activity_date between user_ranges.first_date and user_ranges.last_date
     left join user_sums
         on org_totals.org_id = user_sums.org_id
+        and org_totals.segment = user_sums.segment
         and org_totals.activity_date = user_sums.activity_date
         and org_totals.metric_key = user_sums.metric_key
 

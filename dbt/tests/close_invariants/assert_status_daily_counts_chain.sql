@@ -1,6 +1,6 @@
 {#
     A status's end-of-day count is the next day's start-of-day count, for leads and
-    opportunities, wherever both days were loaded. Returns the pairs of days that disagree.
+    opportunities, within each segment, wherever both days were loaded. Returns the pairs of days that disagree.
 #}
 with
 
@@ -13,6 +13,7 @@ pairs as (
     select
         today.object_type,
         today.org_id,
+        today.segment,
         today.status_id,
         today.status_date,
         today.count_ended,
@@ -21,6 +22,7 @@ pairs as (
     inner join daily as tomorrow
         on today.object_type = tomorrow.object_type
         and today.org_id = tomorrow.org_id
+        and today.segment = tomorrow.segment
         and today.status_id = tomorrow.status_id
         and tomorrow.status_date = {{ add_days('today.status_date', 1) }}
 
