@@ -361,10 +361,11 @@ def load(args: argparse.Namespace, summary: RunSummary) -> Any:
 def transform(args: argparse.Namespace, summary: RunSummary, pipeline: Any = None) -> None:
     """Builds and tests the dbt project through dlt's dbt runner, in this environment."""
     import dlt
-    from close_reports import build_checks
     from dlt.common.runners import Venv
     from dlt.helpers.dbt import create_runner
     from dlt.helpers.dbt.exceptions import DBTProcessingError
+
+    from close_reports import build_checks
 
     if pipeline is None:
         pipeline = dlt.pipeline(

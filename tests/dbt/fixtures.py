@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from close_reports.source.settings import TABLES, metric_data_type
 from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+from close_reports.source.settings import TABLES, metric_data_type
 
 _NAMING = NamingConvention()
 RAW_SCHEMA = "close_raw"

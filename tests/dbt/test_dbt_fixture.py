@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+
 from close_reports.source.settings import TABLES
 
 from . import fixtures as fx

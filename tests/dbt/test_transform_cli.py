@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+
 from close_reports import build_checks, close_pipeline
 from close_reports.close_pipeline import main
 from close_reports.failures import DbtBuildError
