@@ -37,8 +37,11 @@ def load_with_ledger(
         Whatever the extract raised (after the ledger is loaded), or the load's failure.
     """
     seconds: Dict[str, float] = {}
-    add_segment_column(pipeline)  # tables of an earlier version: segment = '_all'
     started = time.monotonic()
+    if pipeline.config.restore_from_destination:
+        pipeline.sync_destination()  # as pipeline.run does: state and schema from the destination
+    add_segment_column(pipeline)  # tables of an earlier version: segment = '_all'
+
     failure: Optional[BaseException] = None
     run_id = f"{time.time():.6f}"
     try:

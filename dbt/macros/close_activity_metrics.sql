@@ -183,7 +183,7 @@
         }) -%}
     {%- endfor -%}
     {%- for column in present -%}
-        {%- if column not in taken and column not in report_columns and not column.startswith('_dlt') -%}
+        {%- if column not in taken and column not in report_columns and not column.startswith('_') -%}
             {%- do metrics.append({
                 'key': key_of_raw.get(column),
                 'column': column,

@@ -49,3 +49,17 @@ def test_the_ledger_holds_every_report_and_the_summarys_requests(tmp_path, gated
     assert all(r[3] == 0 and "403" in r[4] for r in failed)
     assert all(r[4] is None for r in ledger if r[1] == "ok")
     assert len(loads) == 2  # the data package and the ledger's, in the same load step
+
+
+def test_a_fresh_working_dir_restores_state_from_the_destination(tmp_path, gated_server) -> None:
+    """A scheduler's fresh machine (no dlt working dir) reads only the refresh windows."""
+    import shutil
+
+    env = environment(tmp_path, gated_server)
+    first = cli(tmp_path, env, "load", "--start", START, "--resources", "lead_status_overview")
+    assert first.returncode == 0, first.stderr[-3000:]
+    shutil.rmtree(tmp_path / "dlt")  # DLT_DATA_DIR: the pipeline's local state is gone
+    again = cli(tmp_path, env, "load", "--start", START, "--resources", "lead_status_overview")
+    assert again.returncode == 0, again.stderr[-3000:]
+    made = [int(re.search(r"requests: (\d+) made", r.stdout).group(1)) for r in (first, again)]
+    assert made[1] < made[0] / 2, made  # 3 days + the month, not the 12 days again
