@@ -40,7 +40,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 import dagster as dg
 import dlt
@@ -186,7 +186,7 @@ class FleetSettings:
         return str(Path(self.duckdb_path).expanduser().resolve())
 
     def resolved_pipelines_dir(self) -> str:
-        return self.pipelines_dir or str(_dlt_data_dir() / "dagster" / "pipelines")
+        return self.pipelines_dir or _default_pipelines_dir()
 
     def resolved_dbt_target_path(self) -> Path:
         path = self.dbt_target_path or _dlt_data_dir() / "dagster" / "dbt_target"
@@ -213,6 +213,10 @@ def _dlt_data_dir() -> Path:
     return Path(dlt.current.run_context().data_dir)
 
 
+def _default_pipelines_dir() -> str:
+    return str(_dlt_data_dir() / "dagster" / "pipelines")
+
+
 @contextlib.contextmanager
 def _environment(values: Mapping[str, str]) -> Iterator[None]:
     """``values`` set in ``os.environ`` for the block (a dbt process started inside inherits
@@ -232,7 +236,7 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 # ---------------------------------------------------------------- the resource
 
 
-class CloseFleet(dg.ConfigurableResource):  # type: ignore[misc]
+class CloseFleet(dg.ConfigurableResource):
     """Where a partition's load reads from (its org's key) and writes to (one destination)."""
 
     orgs: Dict[str, str] = {}
@@ -269,7 +273,7 @@ class CloseFleet(dg.ConfigurableResource):  # type: ignore[misc]
             destination = Destination.from_reference(self.destination)
         return dlt.pipeline(
             pipeline_name="close",
-            pipelines_dir=self.pipelines_dir or None,
+            pipelines_dir=self.pipelines_dir or _default_pipelines_dir(),
             destination=destination,
             dataset_name=self.dataset,
         )
@@ -404,7 +408,6 @@ def build_raw_assets(
         partitions_def=partitions,
         can_subset=True,
         pool=settings.pool,
-        op_tags={"close_reports/writes": settings.destination},
     )
     def close_raw_tables(
         context: dg.AssetExecutionContext, close: CloseFleet
@@ -604,7 +607,6 @@ def build_marts_assets(settings: FleetSettings, project: DbtProject) -> dg.Asset
             DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
         ),
         pool=settings.pool,
-        op_tags={"close_reports/writes": settings.destination},
     )
     def close_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         with _environment(settings.dbt_env()):  # the dbt process starts inside
@@ -723,9 +725,7 @@ def build_freshness_checks(
                 check_name="freshness",
                 passed=passed,
                 severity=severity,
-                description=(
-                    "every org loaded recently" if passed else f"late: {', '.join(late)}"
-                ),
+                description=("every org loaded recently" if passed else f"late: {', '.join(late)}"),
                 metadata={
                     "hours_since_load": {
                         p: None if age is None else round(age.total_seconds() / 3600, 2)
@@ -741,9 +741,7 @@ def build_freshness_checks(
 # ---------------------------------------------------------------- schedules and sensors
 
 
-def build_daily_schedule(
-    settings: FleetSettings, raw_job: Any
-) -> dg.ScheduleDefinition:
+def build_daily_schedule(settings: FleetSettings, raw_job: Any) -> dg.ScheduleDefinition:
     """One load run per org partition at ``cron`` (the pool runs them one writer at a time)."""
 
     @dg.schedule(
@@ -762,9 +760,7 @@ def build_daily_schedule(
     return close_daily
 
 
-def build_marts_sensor(
-    raw_assets: dg.AssetsDefinition, marts_job: Any
-) -> dg.SensorDefinition:
+def build_marts_sensor(raw_assets: dg.AssetsDefinition, marts_job: Any) -> dg.SensorDefinition:
     """Requests one ``close_marts`` run once new raw loads exist and none is pending."""
     raw_keys = set(raw_assets.keys)
 
