@@ -14,10 +14,11 @@ What it defines:
   key, into the one dlt pipeline ``close`` of the destination (its state is restored from the
   destination first, so any executor and machine can run any partition).
 - ``close_marts``: the dbt project's models as assets (dagster-dbt, from a manifest that
-  ``dbt parse`` writes at load time when missing or stale); its dbt tests are asset checks.
+  ``dbt parse`` writes at load time when missing or stale); its dbt tests are asset checks,
+  the source tests on the raw assets.
 - ``close_raw_freshness``: one asset check per raw table with a dbt source freshness: every org
   partition loaded within the source's ``warn_after`` / ``error_after`` (26 h / 50 h).
-- Jobs ``close_raw_tables`` (partitioned), ``close_marts``, ``close_freshness``; the schedule
+- Jobs ``close_load_job`` (partitioned), ``close_marts_job``, ``close_freshness_job``; the schedule
   ``close_daily`` (one run per org partition), the sensor ``close_marts_after_loads`` (one dbt
   build once the fleet's loads have settled) and the schedule ``close_freshness_hourly``.
 
@@ -26,8 +27,8 @@ Writers of one destination are serialized by the Dagster concurrency pool
 pipeline's state is one document per destination (see docs/decisions.md, "Dagster").
 
 Settings (dlt's providers: env vars ``CLOSE_DAGSTER__<NAME>`` override ``[close_dagster]`` in
-``.dlt/config.toml``): ``orgs``, ``demo``, ``demo_scale``, ``demo_days``, ``destination``,
-``duckdb_path``, ``dataset``, ``pipelines_dir``, ``dbt_target_path``, ``cron``,
+``.dlt/config.toml``): ``orgs``, ``demo``, ``demo_scale``, ``demo_days``, ``demo_anchor_date``,
+``destination``, ``duckdb_path``, ``dataset``, ``pipelines_dir``, ``dbt_target_path``, ``cron``,
 ``cron_timezone``, ``pool``. Everything else of the source (timezone, segments, refresh days,
 Explorer queries) is read from ``[sources.close]`` as for the command line.
 """
@@ -513,7 +514,8 @@ def load_partition(
 
 
 class CloseDbtTranslator(DagsterDbtTranslator):
-    """dbt's defaults (sources ``close/<table>``, models by name), grouped by layer."""
+    """dagster-dbt's keys (sources ``close/<table>``, models ``<schema>/<model>``), grouped by
+    layer (``close_staging``, ``close_marts``)."""
 
     def get_asset_spec(
         self, manifest: Mapping[str, Any], unique_id: str, project: Optional[DbtProject]
