@@ -148,7 +148,7 @@ class FleetSettings:
                     "variable (upper case) that holds this org's Close API key, e.g. "
                     "ACME_CLOSE_API_KEY, not the key itself."
                 )
-        if not dg.StaticPartitionsDefinition(self.partition_keys).get_partition_keys():
+        if not self.partition_keys:
             raise ValueError(f"[{CONFIG_SECTION}] no org configured and demo = false.")
 
     @property

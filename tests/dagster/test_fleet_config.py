@@ -54,6 +54,8 @@ def test_orgs_become_partitions_and_demo_is_only_the_default() -> None:
     assert dd.FleetSettings(orgs=orgs).partition_keys == ["acme", "globex"]
     assert dd.FleetSettings(orgs=orgs, demo=True).partition_keys == ["demo", "acme", "globex"]
     assert dd.FleetSettings().partition_keys == ["demo"]
+    with pytest.raises(ValueError, match="no org configured and demo = false"):
+        dd.FleetSettings(demo=False)
 
 
 def test_settings_read_from_dlt_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
