@@ -182,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter,
             )
         )
+    commands.choices["transform"].add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the incremental marts from scratch instead of only the report windows "
+        "loaded since the last build (same rows, slower)",
+    )
     for name in ("run", "transform"):
         commands.choices[name].add_argument(
             "--fail-on-stale",
@@ -395,7 +401,11 @@ def transform(args: argparse.Namespace, summary: RunSummary, pipeline: Any = Non
     # the simulator's numbers are consistent by construction: a broken invariant is our bug
     package_vars = build_checks.package_vars(args.dataset, bool(getattr(args, "demo", False)))
     try:
-        built = list(runner.run_all(run_params=("--fail-fast",), additional_vars=package_vars))
+        # incremental marts: --full-refresh rebuilds them from scratch (`run --full-refresh`
+        # reloads the raw tables, so the marts must not keep windows of the old load)
+        full_refresh = bool(getattr(args, "full_refresh", False))
+        run_params = ("--fail-fast", "--full-refresh") if full_refresh else ("--fail-fast",)
+        built = list(runner.run_all(run_params=run_params, additional_vars=package_vars))
         built += list(runner.test(additional_vars=package_vars) or [])
         summary.warnings += build_checks.dbt_warnings(built)
     except DBTProcessingError as exc:

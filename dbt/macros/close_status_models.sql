@@ -123,11 +123,45 @@ select * from renamed
 {% macro fct_close_status_daily(object_type) -%}
 {%- set drill_down = 'ended_leads_page_url' if object_type == 'lead'
     else 'ended_opportunities_page_url' -%}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='close_window_replace',
+    unique_key=['org_id', 'segment', 'status_date'],
+    on_schema_change='fail',
+) }}
+{%- set attributes = ['org_id', 'status_id', 'status_label', 'is_status_deleted']
+    + (['status_type', 'pipeline_id'] if object_type == 'opportunity' else []) -%}
+{%- set dimension_attributes -%}
+    (select org_id, status_id, status_label, is_deleted as is_status_deleted
+        {%- if object_type == 'opportunity' %}, status_type, pipeline_id{% endif %}
+     from {{ ref('dim_' ~ object_type ~ '_statuses') }})
+{%- endset -%}
+{#- Incremental: the days loads since the last build re-read; every day when a status's label
+    (or type, pipeline, deleted flag) changed. #}
+{%- set windows_only = close_incremental_windows([(attributes, dimension_attributes, none)]) %}
+{%- set watermark = close_watermark() if windows_only else "''" %}
 with
 
+{% if windows_only -%}
+new_days as (
+
+    select distinct org_id, segment, window_start_date
+    from {{ ref('stg_close__' ~ object_type ~ '_status_overview') }}
+    where grain = 'day' and _dlt_load_id > {{ watermark }}
+
+),
+
+{% endif -%}
 status_overview as (
 
-    select * from {{ ref('stg_close__' ~ object_type ~ '_status_overview') }}
+    select status_overview.*
+    from {{ ref('stg_close__' ~ object_type ~ '_status_overview') }} as status_overview
+    {%- if windows_only %}
+    inner join new_days
+        on new_days.org_id = status_overview.org_id
+        and new_days.segment = status_overview.segment
+        and new_days.window_start_date = status_overview.window_start_date
+    {%- endif %}
 
 ),
 
@@ -165,7 +199,8 @@ final as (
         daily.count_lost,
         daily.count_entered,
         daily.count_left,
-        daily.{{ drill_down }}
+        daily.{{ drill_down }},
+        daily._dlt_load_id
 
     from daily
     left join dim_statuses

@@ -49,23 +49,15 @@ sent_emails as (
 
 ),
 
+{#- bounds per report first: a few rows to union, not every window of two years #}
 report_windows as (
-
-    select window_start_date, window_end_date from activity_overview
-    union all
-    select window_start_date, window_end_date from activity_by_user
-    union all
-    select window_start_date, window_end_date from lead_status_overview
-    union all
-    select window_start_date, window_end_date from opportunity_status_overview
-    union all
-    select window_start_date, window_end_date from lead_status_transitions
-    union all
-    select window_start_date, window_end_date from opportunity_status_transitions
-    union all
-    select window_start_date, window_end_date from funnel_totals
-    union all
-    select window_start_date, window_end_date from sent_emails
+    {%- for report in ['activity_overview', 'activity_by_user', 'lead_status_overview',
+        'opportunity_status_overview', 'lead_status_transitions',
+        'opportunity_status_transitions', 'funnel_totals', 'sent_emails'] %}
+    select min(window_start_date) as window_start_date, max(window_end_date) as window_end_date
+    from {{ report }}
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 
 ),
 

@@ -53,19 +53,33 @@ reported_statuses as (
 
 ),
 
+{#- one row per status and label first (a few hundred rows, not every report row) #}
+reported_labels as (
+
+    select
+        org_id,
+        status_id,
+        status_label,
+        max(case when is_status_deleted then 1 else 0 end) as deleted_flag,
+        min(window_start_date) as first_window_start_date,
+        max(window_start_date) as window_start_date
+    from reported_statuses
+    group by 1, 2, 3
+
+),
+
 reported_statuses_ranked as (
 
     select
-        reported_statuses.*,
+        reported_labels.*,
         row_number() over (
             partition by org_id, status_id
             order by window_start_date desc nulls last, status_label nulls last
         ) as recency_rank,
-        max(case when is_status_deleted then 1 else 0 end)
-            over (partition by org_id, status_id) as reported_deleted_flag,
-        min(window_start_date) over (partition by org_id, status_id) as first_reported_date,
+        max(deleted_flag) over (partition by org_id, status_id) as reported_deleted_flag,
+        min(first_window_start_date) over (partition by org_id, status_id) as first_reported_date,
         max(window_start_date) over (partition by org_id, status_id) as last_reported_date
-    from reported_statuses
+    from reported_labels
 
 ),
 

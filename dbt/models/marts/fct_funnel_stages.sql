@@ -1,14 +1,51 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='close_window_replace',
+    unique_key=['org_id', 'segment', 'window_start_date'],
+    on_schema_change='fail',
+) }}
+{#- Incremental: the months loads since the last build re-read (of either funnel report);
+    every month when a pipeline or user name changed. #}
+{%- set windows_only = close_incremental_windows([
+    (['org_id', 'pipeline_id', 'pipeline_name'], ref('dim_pipelines'), none),
+    (['org_id', 'user_id', 'user_name'], ref('dim_users'), 'not is_all_users'),
+]) %}
+{%- set watermark = close_watermark() if windows_only else "''" %}
 with
 
+{% if windows_only -%}
+new_windows as (
+
+    select org_id, segment, window_start_date from {{ ref('stg_close__funnel_stages') }}
+    where _dlt_load_id > {{ watermark }}
+    union
+    select org_id, segment, window_start_date from {{ ref('stg_close__funnel_totals') }}
+    where _dlt_load_id > {{ watermark }}
+
+),
+
+{% endif -%}
 funnel_stages as (
 
-    select * from {{ ref('stg_close__funnel_stages') }}
+    select funnel_stages.* from {{ ref('stg_close__funnel_stages') }} as funnel_stages
+    {%- if windows_only %}
+    inner join new_windows
+        on new_windows.org_id = funnel_stages.org_id
+        and new_windows.segment = funnel_stages.segment
+        and new_windows.window_start_date = funnel_stages.window_start_date
+    {%- endif %}
 
 ),
 
 funnel_totals as (
 
-    select * from {{ ref('stg_close__funnel_totals') }}
+    select funnel_totals.* from {{ ref('stg_close__funnel_totals') }} as funnel_totals
+    {%- if windows_only %}
+    inner join new_windows
+        on new_windows.org_id = funnel_totals.org_id
+        and new_windows.segment = funnel_totals.segment
+        and new_windows.window_start_date = funnel_totals.window_start_date
+    {%- endif %}
 
 ),
 
@@ -56,7 +93,8 @@ with_cohort as (
 
     select
         stage_neighbours.*,
-        funnel_totals.opportunity_count as cohort_count
+        funnel_totals.opportunity_count as cohort_count,
+        funnel_totals._dlt_load_id as cohort_dlt_load_id
     from stage_neighbours
     left join funnel_totals
         on stage_neighbours.org_id = funnel_totals.org_id
@@ -123,7 +161,12 @@ final as (
         rates.weighted_value_conversion_rate as close_weighted_value_conversion_rate,
         rates.average_time_to_advance_seconds,
         cast(rates.average_time_to_advance_seconds as {{ close_type_double() }}) / 86400
-            as average_time_to_advance_days
+            as average_time_to_advance_days,
+        {#- the newer of the stage's and its cohort's rows: both feed the row #}
+        case
+            when rates.cohort_dlt_load_id > rates._dlt_load_id then rates.cohort_dlt_load_id
+            else rates._dlt_load_id
+        end as _dlt_load_id
 
     from rates
     left join dim_pipelines

@@ -1,8 +1,36 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='close_window_replace',
+    unique_key=['org_id', 'segment', 'window_start_date'],
+    on_schema_change='fail',
+) }}
+{#- Incremental: the months loads since the last build re-read;
+    every month when a pipeline or user name changed. #}
+{%- set windows_only = close_incremental_windows([
+    (['org_id', 'pipeline_id', 'pipeline_name'], ref('dim_pipelines'), none),
+    (['org_id', 'user_id', 'user_name'], ref('dim_users'), 'not is_all_users'),
+]) %}
+{%- set watermark = close_watermark() if windows_only else "''" %}
 with
 
+{% if windows_only -%}
+new_windows as (
+
+    select distinct org_id, segment, window_start_date from {{ ref('stg_close__funnel_totals') }}
+    where _dlt_load_id > {{ watermark }}
+
+),
+
+{% endif -%}
 funnel_totals as (
 
-    select * from {{ ref('stg_close__funnel_totals') }}
+    select funnel_totals.* from {{ ref('stg_close__funnel_totals') }} as funnel_totals
+    {%- if windows_only %}
+    inner join new_windows
+        on new_windows.org_id = funnel_totals.org_id
+        and new_windows.segment = funnel_totals.segment
+        and new_windows.window_start_date = funnel_totals.window_start_date
+    {%- endif %}
 
 ),
 
@@ -71,7 +99,8 @@ final as (
         cast(rates.average_time_to_win_seconds as {{ close_type_double() }}) / 86400 as average_time_to_win_days,
         rates.average_annualized_value_per_won_cents,
         rates.average_annualized_value_per_won_amount,
-        rates.sales_velocity
+        rates.sales_velocity,
+        rates._dlt_load_id
 
     from rates
     left join dim_pipelines

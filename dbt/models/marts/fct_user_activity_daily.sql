@@ -1,7 +1,16 @@
 {#- One row per segment, user and day, zero-filled: a date spine over the days the per-user
     report was loaded for the segment, crossed with the segment's users, left-joined to Close's
     per-user rows. -#}
-{%- set named = close_documented_metrics() | rejectattr('is_average') | list -%}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='close_window_replace',
+    unique_key=['org_id', 'segment', 'user_id', 'activity_date'],
+    on_schema_change='fail',
+) }}
+-- depends_on: {{ ref('stg_close__run_ledger') }}
+{%- set named = close_documented_metrics() | rejectattr('is_average') | list %}
+{%- set incremental = close_incremental_windows() %}
+{%- set watermark = close_watermark() if incremental else "''" %}
 
 with
 
@@ -82,6 +91,40 @@ date_spine as (
 
 ),
 
+{% if incremental -%}
+{#- Incremental (replaced per user and day): the days a load since the last build re-read
+    (rows, or the run ledger's windows: a re-read day can come back empty), days outside the
+    range modelled so far, and every day of a user who is new to the segment or renamed. #}
+new_days as (
+
+    select org_id, segment, activity_date from activity_by_user
+    where _dlt_load_id > {{ watermark }}
+    union
+    {{ close_ledger_days(['activity_by_user'], watermark) }}
+
+),
+
+modelled_ranges as (
+
+    select
+        org_id,
+        segment,
+        min(activity_date) as first_activity_date,
+        max(activity_date) as last_activity_date
+    from {{ this }}
+    group by 1, 2
+
+),
+
+changed_users as (
+
+    select org_id, segment, user_id, user_name from segment_users
+    except
+    select org_id, segment, user_id, user_name from {{ this }}
+
+),
+
+{% endif -%}
 user_days as (
 
     select
@@ -96,6 +139,27 @@ user_days as (
     inner join segment_users
         on date_spine.org_id = segment_users.org_id
         and date_spine.segment = segment_users.segment
+    {%- if incremental %}
+    where exists (
+            select 1 from new_days
+            where new_days.org_id = date_spine.org_id
+                and new_days.segment = date_spine.segment
+                and new_days.activity_date = date_spine.activity_date
+        )
+        or not exists (
+            select 1 from modelled_ranges
+            where modelled_ranges.org_id = date_spine.org_id
+                and modelled_ranges.segment = date_spine.segment
+                and date_spine.activity_date >= modelled_ranges.first_activity_date
+                and date_spine.activity_date <= modelled_ranges.last_activity_date
+        )
+        or exists (
+            select 1 from changed_users
+            where changed_users.org_id = segment_users.org_id
+                and changed_users.segment = segment_users.segment
+                and changed_users.user_id = segment_users.user_id
+        )
+    {%- endif %}
 
 ),
 
@@ -111,8 +175,9 @@ zero_filled as (
         user_days.user_name,
         activity_by_user.user_id is not null as has_report_row,
         {%- for metric in named %}
-        coalesce(activity_by_user.{{ metric.name }}, 0) as {{ metric.name }}{% if not loop.last %},{% endif %}
+        coalesce(activity_by_user.{{ metric.name }}, 0) as {{ metric.name }},
         {%- endfor %}
+        activity_by_user._dlt_load_id
 
     from user_days
     left join activity_by_user

@@ -28,19 +28,6 @@
 select 1 as n_rows where 1 = 0
 
     {%- else %}
-
-with validation_errors as (
-
-    select
-        {{ columns_csv }},
-        count(*) as n_rows
-    from {{ model }}
-    group by {{ columns_csv }}
-    having count(*) > 1
-
-)
-
-select * from validation_errors
-
+{{ adapter.dispatch('close_duplicate_keys', 'close_reports')(model, columns_csv) }}
     {%- endif %}
 {% endtest %}
