@@ -10,22 +10,28 @@ A copy of the file rebuilt with ``--full-refresh`` is the reference.
 
 from __future__ import annotations
 
-import inspect
 import math
-import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+
 from close_reports.simulator import CloseSimulator
 from close_reports.source import close_source
-
-from tests.utils import ANCHOR, ONE_DAY, TODAY, make_pipeline, run, small_org, source_kwargs
+from close_reports.source.settings import REPORT_TABLES
+from tests.utils import (
+    ANCHOR,
+    ONE_DAY,
+    TODAY,
+    isolate_environment,
+    make_pipeline,
+    run,
+    small_org,
+    source_kwargs,
+)
 
 from .runner import DbtRun, query, run_dbt
 
@@ -55,16 +61,6 @@ DAY_COLUMN = {
 
 def noon(day: date, hour: int = 12) -> datetime:
     return datetime.combine(day, datetime.min.time(), timezone.utc).replace(hour=hour)
-
-
-@contextmanager
-def pinned_today(patch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """close_source's "today": its ``today`` argument where it has one, else the module clock."""
-    if "today" in inspect.signature(close_source).parameters:
-        yield {"today": TODAY}
-    else:
-        patch.setattr("close_reports.source.windows.utc_now", lambda: noon(TODAY))
-        yield {}
 
 
 @dataclass
@@ -116,22 +112,24 @@ def late_edits(simulator_org: Any) -> None:
 def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     work_dir = tmp_path_factory.mktemp("dbt_incremental")
     with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith(("SOURCES__CLOSE__", "DESTINATION__", "CLOSE_DUCKDB_PATH")):
-                patch.delenv(name)
-        patch.setenv("DLT_DATA_DIR", str(work_dir / "dlt_data"))
+        isolate_environment(patch, work_dir / "dlt_data")
         org = small_org()
         simulator = CloseSimulator(org)
         pipeline = make_pipeline(work_dir)
-        kwargs = dict(start_date=START.isoformat(), timezone="UTC", lookback_days=LOOKBACK_DAYS)
+        kwargs = dict(
+            start_date=START.isoformat(),
+            timezone="UTC",
+            lookback_days=LOOKBACK_DAYS,
+            # every report re-reads the lookback only: the second build touches few windows
+            refresh_days={table: LOOKBACK_DAYS for table in REPORT_TABLES},
+        )
         duckdb_path = work_dir / "close.duckdb"
-        with pinned_today(patch) as today:
-            run(pipeline, close_source(**source_kwargs(simulator, **kwargs, **today)))
-            first_build = run_dbt(["build"], duckdb_path, work_dir)
-            assert first_build.success, first_build.output[-3000:]
-            first = {mart: mart_rows(duckdb_path, mart) for mart in INCREMENTAL_MARTS}
-            late_edits(org)
-            run(pipeline, close_source(**source_kwargs(simulator, **kwargs, **today)))
+        run(pipeline, close_source(**source_kwargs(simulator, **kwargs)))
+        first_build = run_dbt(["build"], duckdb_path, work_dir)
+        assert first_build.success, first_build.output[-3000:]
+        first = {mart: mart_rows(duckdb_path, mart) for mart in INCREMENTAL_MARTS}
+        late_edits(org)
+        run(pipeline, close_source(**source_kwargs(simulator, **kwargs)))
         ids = load_ids(duckdb_path)
         assert len(ids) == 2, ids
         second_build = run_dbt(["build"], duckdb_path, work_dir)
