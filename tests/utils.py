@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import dlt
 import duckdb
 import pytest
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 
 from close_reports.simulator import CloseSimulator, Org, events_to_duckdb, generate_org
 
@@ -32,6 +35,23 @@ def isolate_environment(patch: pytest.MonkeyPatch, dlt_data_dir: Path) -> None:
         if name.startswith(LEAKY_ENV_PREFIXES):
             patch.delenv(name, raising=False)
     patch.setenv("DLT_DATA_DIR", str(dlt_data_dir))
+
+
+@contextmanager
+def project_dir(patch: pytest.MonkeyPatch, path: Path) -> Iterator[None]:
+    """Runs the block from ``path`` as dlt's project directory (its ``.dlt`` config), then gives
+    the rest of the test session its own again: dlt reads the config files once per process,
+    from the directory current at that moment, so a bare ``chdir`` would strand every later
+    test on ``path``'s (empty) config."""
+    context = Container()[PluggableRunContext]
+    run_dir, cwd = context.context.run_dir, os.getcwd()
+    patch.chdir(path)
+    context.reload(str(path))
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        context.reload(run_dir)
 
 
 def small_org(seed: int = SEED) -> Org:

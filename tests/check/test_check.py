@@ -27,7 +27,7 @@ from close_reports.close_pipeline import main
 from close_reports.simulator import CloseSimulator, Org, serve
 from close_reports.source.reports import LISTINGS, REPORTS
 from close_reports.source.settings import EXAMPLE_CUSTOM_REPORTS
-from tests.utils import TODAY, small_org
+from tests.utils import TODAY, project_dir, small_org
 
 pytestmark = pytest.mark.e2e
 
@@ -207,8 +207,8 @@ def test_a_server_lacking_the_status_and_funnel_reports_names_them(tmp_path, org
 
 
 def test_bad_configuration_exits_2(tmp_path, org, monkeypatch, capsys) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert main(["check"]) == 2  # no key configured: before any request
+    with project_dir(monkeypatch, tmp_path):
+        assert main(["check"]) == 2  # no key configured: before any request
     assert "No Close API key configured" in capsys.readouterr().err.strip().splitlines()[-1]
     simulator = CloseSimulator({KEY: org})
     bad = [{"name": "mrr", "x": "lead.custom.Nope", "y": "lead.count"}]
