@@ -99,7 +99,7 @@
             exists (
                 select {{ columns | join(', ') }} from {{ this }} where {{ where or '1 = 1' }}
                 except
-                select {{ columns | join(', ') }} from {{ dimension }}
+                select {{ columns | join(', ') }} from {{ dimension }} as dimension_rows
             )
             {%- endif %}{% if not loop.last %} or{% endif %}
         {%- endfor %}

@@ -435,8 +435,9 @@ def test_mart_equals_duckdb(loads: Loads, mart: str) -> None:
     """Every mart, row for row: same columns in the same order, same values (floats to 9
     decimals, timestamps in UTC), on Postgres as on DuckDB."""
     assert all(result.returncode == 0 for result in loads.results.values())
-    columns = columns_of(loads, "duckdb", mart)
-    assert columns_of(loads, "postgres", mart) == columns
+    assert columns_of(loads, "postgres", mart) == columns_of(loads, "duckdb", mart)
+    # `_dlt_load_id` (the incremental marts' watermark) names each warehouse's own load
+    columns = [c for c in columns_of(loads, "duckdb", mart) if not c.startswith("_dlt_")]
     quoted = ", ".join(f'"{column}"' for column in columns)
     select = f"select {quoted} from {MARTS_SCHEMA}.{mart}"
     on_postgres = sorted_rows(loads.pg_rows(select))
