@@ -546,7 +546,7 @@ def funnel_section(marts: Marts, filters: Filters) -> Section:
     )
     cells = (
         base.properties(name="funnel_cells")
-        .mark_rect()
+        .mark_rect(invalid="show")  # a month without opportunities: an empty cell, labelled
         .encode(
             x=x,
             y=y,
@@ -780,62 +780,25 @@ def scorecard_section(marts: Marts, filters: Filters) -> Section:
     return section
 
 
-RUN_COLUMNS: Dict[str, tuple[str, ...]] = {
-    # what the chart needs -> the names rpt_pipeline_runs may give it (first found wins)
-    "run_id": ("run_id", "load_id"),
-    "started_at": ("started_at", "run_started_at", "first_started_at"),
-    "requests": ("requests", "requests_count", "request_count", "total_requests"),
-    "rate_limited": (
-        "rate_limited",
-        "rate_limited_count",
-        "rate_limited_requests",
-        "requests_rate_limited",
-        "http_429_count",
-    ),
-    "retries": ("retries", "retries_count", "retry_count"),
-    "failed": (
-        "failed_reports",
-        "failed_reports_count",
-        "reports_failed",
-        "reports_failed_count",
-        "failures",
-        "failure_count",
-        "failed_count",
-    ),
-}
+RUN_LEDGER_COLUMNS = (
+    "run_id",
+    "started_at",
+    "request_count",
+    "retry_count",
+    "rate_limited_count",
+    "reports_failed",
+    "failed_reports",
+)
+"""The columns of dbt's rpt_pipeline_runs (one row per run) the health charts read."""
 
 
-def _run_ledger_sql(columns: Sequence[str]) -> Optional[str]:
-    """SQL for one row per run from rpt_pipeline_runs, per run or per run × report grain."""
-    found = {
-        need: next((c for c in names if c in columns), None) for need, names in RUN_COLUMNS.items()
-    }
-    if not (found["run_id"] and found["requests"]):
-        return None
-    per_report = "report" in columns
-    measures = []
-    for need in ("requests", "rate_limited", "retries"):
-        column = found[need]
-        value = f"sum({column})" if per_report else column
-        measures.append(f"cast({value} as bigint) as {need}" if column else f"0 as {need}")
-    if found["failed"]:
-        failed = f"sum({found['failed']})" if per_report else found["failed"]
-    elif "status" in columns:
-        failed = (
-            "count(*) filter (where status = 'failed')"
-            if per_report
-            else ("case when status = 'failed' then 1 else 0 end")
-        )
-    else:
-        failed = "0"
-    measures.append(f"cast({failed} as bigint) as failed")
-    started = found["started_at"]
-    started_sql = (f"min({started})" if per_report else started) if started else "null"
-    select = f"{found['run_id']} as run_id, {started_sql} as started_at, " + ", ".join(measures)
-    group = f" group by {found['run_id']}" if per_report else ""
+def _run_ledger_sql() -> str:
+    """SQL for the newest runs of rpt_pipeline_runs, named as the charts use them."""
     return (
-        f"select * from (select {select} from {{marts}}.rpt_pipeline_runs{group}) "
-        f"order by started_at desc nulls last, run_id desc limit {MAX_RUNS}"
+        "select run_id, started_at, "
+        "request_count as requests, retry_count as retries, "
+        "rate_limited_count as rate_limited, reports_failed as failed, failed_reports "
+        f"from {{marts}}.rpt_pipeline_runs order by started_at desc, run_id desc limit {MAX_RUNS}"
     )
 
 
@@ -858,14 +821,14 @@ def runs_section(marts: Marts, filters: Filters) -> Section:
             "once a load has written close_raw.run_ledger and dbt has built the mart."
         )
         return section
-    sql = _run_ledger_sql(columns)
-    if sql is None:
+    missing = [c for c in RUN_LEDGER_COLUMNS if c not in columns]
+    if missing:
         section.note = (
-            f"{marts.schema}.{table} has no run_id / requests columns the dashboard can read "
-            f"(it has: {', '.join(columns)})."
+            f"{marts.schema}.{table} lacks {', '.join(missing)}: it was built by an older "
+            "version of the dbt project; `close-pipeline run` (or `dbt build`) rebuilds it."
         )
         return section
-    rows = filters.data.setdefault("pipeline_runs", marts.rows(sql))
+    rows = filters.data.setdefault("pipeline_runs", marts.rows(_run_ledger_sql()))
     if not rows:
         section.note = f"No run ledger yet: {marts.schema}.{table} has no runs."
         return section
@@ -903,6 +866,7 @@ def runs_section(marts: Marts, filters: Filters) -> Section:
                     alt.Tooltip("retries:Q", format=","),
                     alt.Tooltip("rate_limited:Q", title="429s", format=","),
                     alt.Tooltip("failed:Q", title="failed reports"),
+                    alt.Tooltip("failed_reports:N", title="which"),
                 ],
             )
             .properties(width=alt.Step(32), height=80)
