@@ -25,16 +25,19 @@ BASE_URL = "http://close.test/api/v1"
 SEED = 3
 
 
-LEAKY_ENV_PREFIXES = ("SOURCES__CLOSE__", "DESTINATION__", "CLOSE_DUCKDB_PATH")
+LEAKY_ENV_PREFIXES = ("SOURCES__CLOSE__", "DESTINATION__", "CLOSE_DUCKDB_PATH", "DBT_")
 
 
 def isolate_environment(patch: pytest.MonkeyPatch, dlt_data_dir: Path) -> None:
-    """No Close key, base URL or destination from the developer's shell leaks into a test,
-    and dlt keeps its pipelines under ``dlt_data_dir``."""
+    """No Close key, base URL, destination or dbt setting from the developer's shell leaks into
+    a test; dlt keeps its pipelines under ``dlt_data_dir``, and dbt its target and logs
+    (tests run in parallel: the checkout's ``dbt/target`` would be shared)."""
     for name in list(os.environ):
         if name.startswith(LEAKY_ENV_PREFIXES):
             patch.delenv(name, raising=False)
     patch.setenv("DLT_DATA_DIR", str(dlt_data_dir))
+    patch.setenv("DBT_TARGET_PATH", str(dlt_data_dir / "dbt_target"))
+    patch.setenv("DBT_LOG_PATH", str(dlt_data_dir / "dbt_logs"))
 
 
 @contextmanager
