@@ -281,6 +281,7 @@ def main(argv: List[str] | None = None) -> int:
 
     os.chdir(ROOT)
     import dlt
+
     from close_reports.simulator import CloseSimulator, generate_org
 
     anchor = datetime.now(UTC).date() - timedelta(days=2)  # the rerun's new day is history

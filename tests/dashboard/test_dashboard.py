@@ -357,9 +357,8 @@ def assert_runs_drawn(seen: Any, path: Path) -> None:
     )
     assert runs
     for column, index in (("requests", 1), ("rate_limited", 2), ("failed", 3)):
-        drawn = {
-            d["run_id"]: d[column] for d in seen.mark_data("chart-runs", f"runs_{column}_bars_marks")
-        }
+        marks = seen.mark_data("chart-runs", f"runs_{column}_bars_marks")
+        drawn = {d["run_id"]: d[column] for d in marks}
         assert drawn == {run[0]: run[index] for run in runs}
 
 
