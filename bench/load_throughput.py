@@ -94,41 +94,59 @@ def rss_mb() -> float:
 
 
 class PhasePeaks:
-    """Samples this process's RSS every ``interval`` s; the peak of each named phase."""
+    """Peak RSS (sampled every ``interval`` s, if given) and process CPU seconds of each named
+    phase of this process."""
 
-    def __init__(self, interval: float = 0.02) -> None:
+    def __init__(self, interval: Optional[float] = 0.02) -> None:
         self.phase = "start"
         self.peaks: Dict[str, float] = {}
+        self.cpu: Dict[str, float] = {}
+        self._process = psutil.Process()
+        self._cpu_mark = self._cpu_now()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
-        self._thread.start()
+        self._thread: Optional[threading.Thread] = None
+        if interval:
+            self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+            self._thread.start()
+
+    def _cpu_now(self) -> float:
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
+
+    def enter(self, phase: str) -> None:
+        now = self._cpu_now()
+        self.cpu[self.phase] = self.cpu.get(self.phase, 0.0) + now - self._cpu_mark
+        self._cpu_mark, self.phase = now, phase
 
     def _run(self, interval: float) -> None:
-        process = psutil.Process()
         while not self._stop.is_set():
-            rss = process.memory_info().rss / (1024.0 * 1024.0)
+            rss = self._process.memory_info().rss / (1024.0 * 1024.0)
             self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), rss)
             self._stop.wait(interval)
 
     def stop(self) -> Dict[str, float]:
+        """The peaks per phase (MiB); ``cpu`` then holds the CPU seconds per phase."""
+        self.enter("end")
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         return {k: round(v) for k, v in self.peaks.items()}
 
-    def track(self, pipeline: Any) -> None:
-        """Names the phase after the dlt step ``pipeline`` runs (``extract``, ``normalize``,
-        ``load``; ``after_<step>`` once it returned)."""
+    def track(self, target: Any) -> None:
+        """Names the phase after the dlt step ``target`` (a pipeline, or ``dlt.Pipeline``
+        for every pipeline) runs: ``extract``, ``normalize``, ``load``, ``after_<step>``
+        once it returned."""
         for step in ("extract", "normalize", "load"):
-            method = getattr(pipeline, step)
+            method = getattr(target, step)
 
             def wrapped(*args: Any, _method: Any = method, _step: str = step, **kw: Any) -> Any:
-                self.phase = _step
+                self.enter(_step)
                 try:
                     return _method(*args, **kw)
                 finally:
-                    self.phase = f"after_{_step}"
+                    self.enter(f"after_{_step}")
 
-            setattr(pipeline, step, wrapped)
+            setattr(target, step, wrapped)
 
 
 def request_key(request: httpx.Request) -> str:
@@ -224,9 +242,11 @@ def run_ours(
     name: str,
     timed: Optional[TimedSimulator] = None,
     workers: Optional[int] = None,
+    sample_rss: bool = True,
 ) -> Dict[str, Any]:
     """One backfill with the project's source into ``tmp/<name>.duckdb`` as ``close-pipeline
-    load`` runs it (``load_with_ledger``, the destination as the command line makes it)."""
+    load`` runs it (``load_with_ledger``, the destination as the command line makes it).
+    Without ``sample_rss`` no thread samples the RSS (the timed replays: only ``VmHWM``)."""
     import dlt
 
     from close_reports.loading import load_with_ledger
@@ -256,7 +276,7 @@ def run_ours(
     )
     if timed is not None:
         timed.reset()
-    peaks = PhasePeaks()
+    peaks = PhasePeaks(0.02 if sample_rss else None)
     peaks.track(pipeline)
     cpu0 = psutil.Process().cpu_times()
     t0 = time.perf_counter()
@@ -274,6 +294,7 @@ def run_ours(
         "wall_s": wall,
         "cpu_s": (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system),
         "rss_peak_by_phase_mb": peaks.stop(),
+        "cpu_by_phase_s": {k: round(v, 3) for k, v in peaks.cpu.items()},
         "request_stats": stats.as_dict(),
         "rows": rows,
     }
@@ -449,17 +470,7 @@ def memory_child(args: argparse.Namespace) -> None:
     from close_reports import close_pipeline
 
     peaks = PhasePeaks()
-    for step in ("extract", "normalize", "load"):  # every pipeline's steps, by class
-        method = getattr(dlt.Pipeline, step)
-
-        def wrapped(self: Any, *a: Any, _method: Any = method, _step: str = step, **k: Any) -> Any:
-            peaks.phase = _step
-            try:
-                return _method(self, *a, **k)
-            finally:
-                peaks.phase = f"after_{_step}"
-
-        setattr(dlt.Pipeline, step, wrapped)
+    peaks.track(dlt.Pipeline)  # every pipeline's steps
     t0 = time.perf_counter()
     code = close_pipeline.main(
         [
@@ -530,8 +541,9 @@ def replay_main(args: argparse.Namespace) -> None:
         print(json.dumps(result))
         return
     result = run_ours(
-        replay, args.start, args.end, Path(args.workdir), args.name, workers=args.workers
-    )
+        replay, args.start, args.end, Path(args.workdir), args.name, workers=args.workers,
+        sample_rss=False,
+    )  # fmt: skip
     result.update(replay_hits=replay.hits, replay_misses=replay.misses, peak_rss_mb=peak_rss_mb())
     print(json.dumps(result))
 
