@@ -29,7 +29,7 @@ from close_reports.failures import (
     interrupt_message,
     interrupted,
 )
-from close_reports.loading import load_with_ledger
+from close_reports.loading import duckdb_kept_open, load_with_ledger
 from close_reports.progress import Progress, dbt_progress
 from close_reports.simulator import defaults as simulator_defaults
 from close_reports.summary import (
@@ -353,7 +353,8 @@ def load(args: argparse.Namespace, summary: RunSummary) -> Any:
         progress.close()
         summary.requests = run_log.totals()
         summary.warnings += run_log.warnings
-    summary.table_rows = table_row_counts(pipeline)
+    with duckdb_kept_open(pipeline):  # the counts read under the load's DuckDB settings
+        summary.table_rows = table_row_counts(pipeline)
     summary.warnings += drift_warnings(pipeline)
     summary.failed_reports = failed_reports(run_log)
     if summary.failed_reports and not run_log.loaded:

@@ -29,6 +29,7 @@ import dlt
 import httpx
 from dlt.extract.resource import DltResource
 
+from . import memory
 from .client import RequestStats, Stop
 from .config import check_config
 from .ledger import RunLog
@@ -135,6 +136,7 @@ def close_source(
     )
     for report in REPORTS:
         segments_for(report, config.segments)
+    memory.configure()
     log = run_log if run_log is not None else RunLog()
     stop = Stop(cancel)
     client_kwargs = {"transport": transport, "max_rps": max_rps, "stats": stats,

@@ -22,6 +22,7 @@ from dlt.common import logger
 from dlt.common.normalizers.utils import generate_dlt_ids
 from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID, TDataType
 
+from . import memory
 from .reshape import Row, metric_column_name
 from .settings import (
     ALL_SEGMENT,
@@ -307,10 +308,10 @@ class Batcher:
 
     def flush(self) -> Iterator[Part]:
         """Yields everything still collected (at the end of an org's windows), then hands
-        pyarrow's freed memory back to the system (its pool keeps it otherwise)."""
+        freed memory back to the system (``memory.release``)."""
         yield from self._convert()
         yield from self._hand_on()
-        pa.default_memory_pool().release_unused()
+        memory.release()
 
     def _keep(self, table: pa.Table) -> None:
         if table.num_rows:

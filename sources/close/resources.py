@@ -3,7 +3,7 @@
 For each report, every org x segment (x Explorer query) it reads is a *unit*. A unit plans its
 calls from its state (``incremental``) and its report's window plan; its calls run in worker
 threads (``workers``), interleaved across orgs so every key's throttle has work; their rows
-become Arrow batches (``arrow``) kept in a spool on disk; only when all its calls are read are
+become Arrow batches (``arrow``) kept in a spool (``spool``); only when all its calls are read are
 its rows handed to dlt and its state moved. A unit Close refuses (400 / 402 / 403 / 404,
 retries spent, an answer the loader cannot read) is dropped whole and named in the run log,
 and the other units load; with ``fail_fast`` any failure fails the run. A refused key (401)
@@ -170,7 +170,7 @@ class Unit:
                     "loader does not know; it was kept whole in the `raw` column"
                 )
             for item in self.batchers[table].add(part):
-                self.spool.add(self.key_in_spool, (table, item))
+                self.spool.add(self.key_in_spool, table, item)
         self.entry.read(call.window, count)
 
     @property
@@ -187,7 +187,7 @@ class Unit:
         """Hands the unit's rows on, then records the span as loaded (not for a backfill)."""
         for table in self.tables:
             for item in self.batchers[table].flush():
-                self.spool.add(self.key_in_spool, (table, item))
+                self.spool.add(self.key_in_spool, table, item)
         yield from self.spool.drain(self.key_in_spool)
         if self.span is not None and not backfill:
             incremental.record(self.tables, self.scope.org_id, self.key, self.span)

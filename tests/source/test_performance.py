@@ -319,3 +319,56 @@ def test_throttle_waits_for_a_fixed_windows_reset_without_429s() -> None:
     assert rejected == 0
     assert not throttle._continuous
     assert elapsed >= 9.0
+
+
+# ---------------------------------------------------------------- spool and memory
+
+
+def _batch(start: int, count: int) -> pa.Table:
+    return pa.table({"n": pa.array(range(start, start + count), pa.int64())})
+
+
+def test_spool_keeps_batches_in_memory_then_on_disk_in_order() -> None:
+    from close_reports.source.spool import Spool, _Budget
+
+    budget = _Budget(_batch(0, 1000).nbytes * 2)  # two batches fit in memory
+    spool = Spool(budget)
+    parts: List[Any] = [_batch(i * 1000, 1000) for i in range(4)]
+    parts.insert(2, [{"a": 1, "b": {"c": [1, 2]}}])  # dict rows: pickled
+    for i, part in enumerate(parts):
+        spool.add("u1", f"t{i}", part)
+    spool.add("u2", "t", _batch(99, 1))
+    assert budget.free == 0
+    assert spool._file is not None  # the rest went to the file
+    drained = list(spool.drain("u1"))
+    assert [t for t, _ in drained] == [f"t{i}" for i in range(5)]
+    for (_, got), want in zip(drained, parts, strict=True):
+        assert got == want if isinstance(want, list) else got.equals(want)
+    assert list(spool.drain("u1")) == []
+    assert [p.to_pylist() for _, p in spool.drain("u2")] == [[{"n": 99}]]
+    spool.close()
+    assert budget.free == _batch(0, 1000).nbytes * 2  # everything given back
+
+
+def test_spool_discard_gives_the_memory_back() -> None:
+    from close_reports.source.spool import Spool, _Budget
+
+    budget = _Budget(10_000_000)
+    spool = Spool(budget)
+    spool.add("u", "t", _batch(0, 1000))
+    assert budget.free < 10_000_000
+    spool.discard("u")
+    assert budget.free == 10_000_000
+    assert list(spool.drain("u")) == []
+    spool.close()
+    assert budget.free == 10_000_000
+
+
+def test_memory_configure_and_release_are_safe_to_repeat() -> None:
+    from close_reports.source import memory
+
+    memory.configure()
+    memory.configure()
+    memory.release()
+    # close_reports chose the system pool before pyarrow was first imported
+    assert pa.default_memory_pool().backend_name == "system"
