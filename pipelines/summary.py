@@ -64,7 +64,7 @@ class RunSummary:
             else:
                 out.append(
                     f'    {cli} -readonly {self.duckdb_path} "select table_name, estimated_size '
-                    "from duckdb_tables() where schema_name = '{self.dataset}' order by 1\""
+                    f"from duckdb_tables() where schema_name = '{self.dataset}' order by 1\""
                 )
             if cli == "duckdb":
                 out.append(

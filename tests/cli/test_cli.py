@@ -126,6 +126,7 @@ def test_run_loads_builds_marts_and_rerun_changes_nothing(tmp_path, server) -> N
     second = cli(tmp_path, lookback_only, "load")  # (the marts' rerun: tests/dbt)
     assert second.returncode == 0, second.stderr[-3000:]
     assert counts(tmp_path / "close.duckdb") == raw
+    assert "where schema_name = 'close_raw' order by 1" in second.stdout  # load's example query
     # fewer requests, not a fixed share: early in a month the 3 days reach back into the last
     # month, and every month-grain report re-reads both months whole
     made = int(re.search(r"requests: (\d+) made", second.stdout).group(1))
