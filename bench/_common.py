@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -48,6 +48,19 @@ def dlt_settings() -> Dict[str, Any]:
         "normalize.workers": dlt.config.get("normalize.workers"),
         "dlt": dlt.__version__,
     }
+
+
+def duckdb_pipeline(folder: Path, name: str, duckdb_path: Optional[Path] = None) -> Any:
+    """A dlt pipeline ``name`` keeping its working dir under ``folder`` and loading dataset
+    ``close_raw`` into ``duckdb_path`` (default ``folder/close.duckdb``)."""
+    import dlt
+
+    return dlt.pipeline(
+        pipeline_name=name,
+        pipelines_dir=str(folder / "pipelines"),
+        destination=dlt.destinations.duckdb(str(duckdb_path or folder / "close.duckdb")),
+        dataset_name="close_raw",
+    )
 
 
 def cpu_model() -> str:

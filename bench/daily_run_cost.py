@@ -14,8 +14,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict
 
-import dlt
-from _common import BENCH_CUSTOM_REPORTS, machine, report_result, use_project_config
+from _common import (
+    BENCH_CUSTOM_REPORTS,
+    duckdb_pipeline,
+    machine,
+    report_result,
+    use_project_config,
+)
 
 from close_reports.simulator import CloseSimulator, generate_org
 from close_reports.source import RunLog, close_source
@@ -33,12 +38,7 @@ def daily_cost(
     today = anchor + timedelta(days=1)
     simulator = CloseSimulator({KEY: org}, now=datetime.combine(today, time(6), timezone.utc))
     with tempfile.TemporaryDirectory() as tmp:
-        pipeline = dlt.pipeline(
-            "close",
-            pipelines_dir=str(Path(tmp) / "pipelines"),
-            destination=dlt.destinations.duckdb(str(Path(tmp) / "close.duckdb")),
-            dataset_name="close_raw",
-        )
+        pipeline = duckdb_pipeline(Path(tmp), "close")
         kwargs: Dict[str, Any] = {
             "api_key": KEY,
             "base_url": "http://close-simulator.local/api/v1",

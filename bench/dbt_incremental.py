@@ -42,7 +42,7 @@ from typing import Any, Dict, Iterator, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, fmt_table, machine, report_result  # noqa: E402
+from _common import ROOT, duckdb_pipeline, fmt_table, machine, report_result  # noqa: E402
 
 DBT_DIR = ROOT / "dbt"
 INCREMENTAL_MARTS = (
@@ -280,8 +280,6 @@ def main(argv: List[str] | None = None) -> int:
     days = args.days or (120 if args.quick else 730)
 
     os.chdir(ROOT)
-    import dlt
-
     from close_reports.simulator import CloseSimulator, generate_org
 
     anchor = datetime.now(UTC).date() - timedelta(days=2)  # the rerun's new day is history
@@ -296,12 +294,7 @@ def main(argv: List[str] | None = None) -> int:
     org = generate_org(seed=args.seed, scale=scale, anchor_date=anchor)
     simulator = CloseSimulator(org)
     org_s = round(time.perf_counter() - started, 1)
-    pipeline = dlt.pipeline(
-        pipeline_name="close",
-        pipelines_dir=str(work / "pipelines"),
-        destination=dlt.destinations.duckdb(str(duckdb_path)),
-        dataset_name="close_raw",
-    )
+    pipeline = duckdb_pipeline(work, "close", duckdb_path)
     first_load = load(
         pipeline,
         simulator,

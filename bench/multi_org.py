@@ -25,6 +25,7 @@ from _common import (
     BENCH_CUSTOM_REPORTS,
     SimulatorProcess,
     dlt_settings,
+    duckdb_pipeline,
     fmt_table,
     machine,
     report_result,
@@ -37,8 +38,6 @@ QUICK = {"days": 7}
 
 def extract(url: str, keys: List[str], start: str, end: str) -> Dict[str, Any]:
     """One extract of every resource for ``keys``; wall time and requests per org."""
-    import dlt
-
     from close_reports.source import RunLog, close_source
 
     log = RunLog()
@@ -53,12 +52,7 @@ def extract(url: str, keys: List[str], start: str, end: str) -> Dict[str, Any]:
         run_log=log,
     )
     with tempfile.TemporaryDirectory(prefix="bench-orgs-") as tmp:
-        pipeline = dlt.pipeline(
-            pipeline_name="bench_orgs",
-            pipelines_dir=str(Path(tmp) / "pipelines"),
-            destination=dlt.destinations.duckdb(str(Path(tmp) / "close.duckdb")),
-            dataset_name="close_raw",
-        )
+        pipeline = duckdb_pipeline(Path(tmp), "bench_orgs")
         started = time.perf_counter()
         pipeline.extract(source, loader_file_format="parquet")
         wall = time.perf_counter() - started

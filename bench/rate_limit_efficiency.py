@@ -46,6 +46,7 @@ from _common import (
     BENCH_CUSTOM_REPORTS,
     SimulatorProcess,
     dlt_settings,
+    duckdb_pipeline,
     fmt_table,
     machine,
     report_result,
@@ -115,8 +116,6 @@ class RecordingTransport(httpx.HTTPTransport):
 
 
 def run_ours(url: str, args: argparse.Namespace, start: str, end: str) -> Dict[str, Any]:
-    import dlt
-
     from close_reports.source import close_source
     from close_reports.source.client import MAX_CONNECTIONS, RequestStats
 
@@ -143,12 +142,7 @@ def run_ours(url: str, args: argparse.Namespace, start: str, end: str) -> Dict[s
         source_kwargs["workers"] = args.workers
     source = close_source(**source_kwargs)
     with tempfile.TemporaryDirectory(prefix="bench-rate-") as tmp:
-        pipeline = dlt.pipeline(
-            pipeline_name="bench_rate",
-            pipelines_dir=str(Path(tmp) / "pipelines"),
-            destination=dlt.destinations.duckdb(str(Path(tmp) / "close.duckdb")),
-            dataset_name="close_raw",
-        )
+        pipeline = duckdb_pipeline(Path(tmp), "bench_rate")
         t0 = time.perf_counter()
         pipeline.extract(source, loader_file_format="parquet")
         t1 = time.perf_counter()

@@ -580,6 +580,24 @@ def test_dbt_lists_the_metrics_and_exposures(tmp_path: Path) -> None:
     assert _listed("semantic_model", tmp_path) == {"user_activity_daily", "lead_status_daily"}
 
 
+def _mf_query(
+    project: Path, env: dict[str, str], metrics: str, group_by: str, out: Path
+) -> subprocess.CompletedProcess:
+    """`mf query` of ``metrics`` by ``group_by`` in ``project``, written as CSV to ``out``."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).with_name("mf")),
+            *("query", "--metrics", metrics, "--group-by", group_by, "--csv", str(out)),
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 def test_metricflow_query_equals_the_marts(built: tuple[Path, DbtRun], tmp_path: Path) -> None:
     """MetricFlow (dbt-metricflow) answers the metrics from the built fixture: per month, the
     same numbers as SQL over the marts' unfiltered rows (the metrics filter `segment = '_all'`)."""
@@ -592,9 +610,8 @@ def test_metricflow_query_equals_the_marts(built: tuple[Path, DbtRun], tmp_path:
         "DBT_PROFILES_DIR": str(project),
         "DO_NOT_TRACK": "1",
     }
-    bin_dir = Path(sys.executable).parent
     parse = subprocess.run(
-        [str(bin_dir / "dbt"), "--quiet", "parse"],
+        [str(Path(sys.executable).with_name("dbt")), "--quiet", "parse"],
         cwd=project,
         env=env,
         capture_output=True,
@@ -605,24 +622,7 @@ def test_metricflow_query_equals_the_marts(built: tuple[Path, DbtRun], tmp_path:
     assert parse.returncode == 0, parse.stdout + parse.stderr
     out = tmp_path / "metrics.csv"
     metrics = "calls,talk_time_hours,emails_sent,email_reply_rate,opportunities_won,win_rate"
-    mf = subprocess.run(
-        [
-            str(bin_dir / "mf"),
-            "query",
-            "--metrics",
-            f"{metrics},won_value",
-            "--group-by",
-            "metric_time__month",
-            "--csv",
-            str(out),
-        ],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    mf = _mf_query(project, env, f"{metrics},won_value", "metric_time__month", out)
     assert mf.returncode == 0 and out.exists(), mf.stdout + mf.stderr
     with out.open() as handle:
         answered = {row["metric_time__month"][:10]: row for row in csv.DictReader(handle)}
@@ -651,24 +651,7 @@ def test_metricflow_query_equals_the_marts(built: tuple[Path, DbtRun], tmp_path:
                 assert float(got) == pytest.approx(float(value)), (month, name, got, value)
     # leads entered per status, against the daily lead status mart
     by_status = tmp_path / "leads.csv"
-    mf = subprocess.run(
-        [
-            str(bin_dir / "mf"),
-            "query",
-            "--metrics",
-            "leads_entered",
-            "--group-by",
-            "lead_status_day__status_label",
-            "--csv",
-            str(by_status),
-        ],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    mf = _mf_query(project, env, "leads_entered", "lead_status_day__status_label", by_status)
     assert mf.returncode == 0, mf.stdout + mf.stderr
     with by_status.open() as handle:
         entered = {
