@@ -116,6 +116,14 @@ def test_ctrl_c_during_extract_exits_130_and_changes_nothing(tmp_path, slow_serv
     assert state_digest(env) == local
 
 
+def load_demo(tmp_path: Path, env: Dict[str, str]) -> subprocess.CompletedProcess:
+    """``close-pipeline load --demo`` into ``tmp_path/close.duckdb``, run to its end."""
+    return subprocess.run(
+        CLI + ["load", "--demo", "--duckdb-path", str(tmp_path / "close.duckdb")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
 def demo_environment(tmp_path: Path) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
     env.update(DLT_DATA_DIR=str(tmp_path / "dlt"), RUNTIME__DLTHUB_TELEMETRY="false")
@@ -137,10 +145,7 @@ def jobs_started(env: Dict[str, str]) -> bool:
 def test_killed_during_the_load_step_dimensions_stay_whole(tmp_path) -> None:
     env = demo_environment(tmp_path)
     path = tmp_path / "close.duckdb"
-    first = subprocess.run(
-        CLI + ["load", "--demo", "--duckdb-path", str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    first = load_demo(tmp_path, env)
     assert first.returncode == 0, first.stderr[-3000:]
     before = counts(path)
     assert all(before[t] > 0 for t in DIMENSIONS), before
@@ -164,10 +169,7 @@ def test_killed_during_the_load_step_dimensions_stay_whole(tmp_path) -> None:
     assert not empty, f"dimension tables empty after a kill in the load step: {empty}"
     assert {t: after_kill[t] for t in DIMENSIONS} == {t: before[t] for t in DIMENSIONS}
 
-    repaired = subprocess.run(
-        CLI + ["load", "--demo", "--duckdb-path", str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    repaired = load_demo(tmp_path, env)
     assert repaired.returncode == 0, repaired.stderr[-3000:]
     assert not pending_packages(env)
     assert counts(path) == before
@@ -176,10 +178,7 @@ def test_killed_during_the_load_step_dimensions_stay_whole(tmp_path) -> None:
 def test_ctrl_c_in_the_load_step_exits_130_and_the_next_run_finishes(tmp_path) -> None:
     env = demo_environment(tmp_path)
     path = tmp_path / "close.duckdb"
-    first = subprocess.run(
-        CLI + ["load", "--demo", "--duckdb-path", str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    first = load_demo(tmp_path, env)
     assert first.returncode == 0, first.stderr[-3000:]
     before, states = counts(path), stored_states(path)
 
@@ -203,10 +202,7 @@ def test_ctrl_c_in_the_load_step_exits_130_and_the_next_run_finishes(tmp_path) -
     assert stored_states(path) == states
     assert {t: counts(path)[t] for t in DIMENSIONS} == {t: before[t] for t in DIMENSIONS}
 
-    again = subprocess.run(
-        CLI + ["load", "--demo", "--duckdb-path", str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    again = load_demo(tmp_path, env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert not pending_packages(env)
     assert counts(path) == before
