@@ -72,18 +72,17 @@ def load_with_ledger(
 
 
 DUCKDB_LOAD_SETTINGS: Dict[str, Any] = {
-    "memory_limit": "100MB",
     "threads": 1,
     "preserve_insertion_order": False,
     "wal_autocheckpoint_entries": 1,
 }
-"""DuckDB's settings while the database is kept open (``duckdb_kept_open``): a fixed share of
-memory (what does not fit spills to DuckDB's temp directory), one thread per statement (each
-thread buffers row groups of its own: with two, 128 MB is too little for the widest table),
-appends in any order, and a checkpoint after each commit (what a job wrote becomes compressed
-blocks DuckDB may evict, instead of piling up until the end: without it a 120-day load needs
-more than 96 MB, with it 72 MB do). A ``global_config`` of dlt's DuckDB credentials overrides
-them (dlt sets it on each job's connection)."""
+"""DuckDB's settings while the database is kept open (``duckdb_kept_open``): one thread per
+statement (each thread buffers row groups of its own), appends in any order, and a checkpoint
+after each commit (what a job wrote becomes compressed blocks DuckDB may evict, instead of
+piling up until the end). No ``memory_limit``: at 100 MB a checkpoint after a killed run's
+recovery could not allocate a block and DuckDB invalidated the database (docs/decisions.md).
+A ``global_config`` of dlt's DuckDB credentials overrides them (dlt sets it on each job's
+connection)."""
 
 
 @contextmanager
