@@ -19,7 +19,8 @@
 
 {#
     Custom incremental strategy: replace whole windows. `unique_key` names the window columns;
-    the batch may hold many rows per window.
+    the batch may hold many rows per window. The replaced windows' keys are kept for the
+    tests (macros/close_test_scope.sql).
 #}
 {% macro get_incremental_close_window_replace_sql(arg_dict) %}
     {%- set target = arg_dict['target_relation'] -%}
@@ -41,7 +42,9 @@
 
     insert into {{ target }} ({{ dest_cols_csv }})
     select {{ dest_cols_csv }}
-    from {{ source }}
+    from {{ source }};
+
+    {{ close_keep_rebuilt_windows(target, source, keys) }}
 {% endmacro %}
 
 {#

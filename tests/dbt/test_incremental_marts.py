@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from close_reports.simulator import CloseSimulator
@@ -258,3 +259,43 @@ def test_the_second_build_replaced_windows_in_place(builds: Builds) -> None:
         builds.incremental, "select count(*) from close_marts.fct_activity_metrics_daily"
     )
     assert rows - kept < rows / 5, (rows, kept)
+
+
+def test_tests_of_an_incremental_mart_check_the_windows_it_rebuilt(
+    builds: Builds, tmp_path: Path
+) -> None:
+    """After the incremental build, a mart's tests read the windows it replaced (kept in
+    ``close_marts_rebuilt_windows``): a duplicate there fails the grain test, one in an older
+    window is not read, unless var ``close_test_all_rows``; a full refresh keeps none."""
+    duckdb_path = tmp_path / "close.duckdb"
+    shutil.copy(builds.incremental, duckdb_path)
+    [(first_rebuilt, rebuilt_days)] = query(
+        duckdb_path,
+        "select min(activity_date), count(distinct activity_date)"
+        " from close_marts_rebuilt_windows.fct_activity_metrics_daily",
+    )
+    assert first_rebuilt >= RE_READ_FROM - ONE_DAY and 0 < rebuilt_days <= LOOKBACK_DAYS + 2
+    con = duckdb.connect(str(duckdb_path))
+    for day in (first_rebuilt, START):
+        con.execute(
+            "insert into close_marts.fct_activity_metrics_daily"
+            " select * from close_marts.fct_activity_metrics_daily"
+            " where activity_date = ? and user_id = '_org' limit 1",
+            [day],
+        )
+    con.close()
+    grain_test = "unique_combination_of_columns_fct_activity_metrics_daily"
+    for dbt_vars, duplicates in (({}, "Got 1 result"), ({"close_test_all_rows": True}, "Got 2")):
+        checked = run_dbt(
+            ["test", "--select", "fct_activity_metrics_daily,test_type:data"],
+            duckdb_path,
+            tmp_path,
+            dbt_vars=dbt_vars,
+        )
+        failed = [name for name, (_, status) in checked.nodes.items() if status == "fail"]
+        assert [name for name in failed if name.startswith(grain_test)] and len(failed) == 1, failed
+        assert duplicates in checked.output, checked.output[-3000:]
+    assert not query(
+        builds.full_refresh,
+        "select table_name from duckdb_tables() where schema_name = 'close_marts_rebuilt_windows'",
+    )

@@ -4,13 +4,22 @@
     (counts and sums; not averages, and not distinct counts such as leads contacted, see
     var close_non_additive_metric_keys). A user missing on a day counts 0. Checked on the
     days inside the per-user report's loaded range, where the overview was also loaded.
-    Returns one row per (org, day, metric) where they differ.
+    Returns one row per (org, day, metric) where they differ. Checks the days the last
+    incremental run rebuilt (close_tested_rows); the loaded range is the whole mart's.
 #}
 with
 
 metric_values as (
 
-    select * from {{ ref('fct_activity_metrics_daily') }}
+    select * from {{ close_tested_rows(ref('fct_activity_metrics_daily')) }} as tested_rows
+
+),
+
+all_user_rows as (
+
+    select org_id, segment, activity_date
+    from {{ ref('fct_activity_metrics_daily') }}
+    where not is_org_total
 
 ),
 
@@ -34,8 +43,7 @@ user_sums as (
 user_ranges as (
 
     select org_id, segment, min(activity_date) as first_date, max(activity_date) as last_date
-    from metric_values
-    where not is_org_total
+    from all_user_rows
     group by 1, 2
 
 ),

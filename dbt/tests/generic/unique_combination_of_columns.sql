@@ -9,16 +9,18 @@
     on a raw table loaded before segments existed: all of its rows are one segment).
 #}
 {% test unique_combination_of_columns(model, combination_of_columns, optional_columns=[]) %}
-    {%- set existing = load_relation(model) if execute else none -%}
+    {#- `model` is a subquery (not a relation) where the test is limited to some rows
+        (get_where_subquery): the relation exists then -#}
+    {%- set existing = (model if model is string else load_relation(model)) if execute else none -%}
     {%- set present = [] -%}
-    {%- if existing is not none and optional_columns -%}
+    {%- if existing is not none and existing is not string and optional_columns -%}
         {%- for column in adapter.get_columns_in_relation(existing) -%}
             {%- do present.append(column.name | lower) -%}
         {%- endfor -%}
     {%- endif -%}
     {%- set quoted = [] -%}
     {%- for column in combination_of_columns -%}
-        {%- if column not in optional_columns or existing is none or (column | lower) in present -%}
+        {%- if column not in optional_columns or existing is none or existing is string or (column | lower) in present -%}
             {%- do quoted.append(adapter.quote(column)) -%}
         {%- endif -%}
     {%- endfor -%}

@@ -1,0 +1,122 @@
+{#
+    Tests of the incremental marts check the windows the last build rebuilt (issue 14): a
+    daily rerun rewrites a few weeks of a two-year mart, and the rows it did not touch passed
+    the same tests when they were built. After an incremental run, the strategy
+    `close_window_replace` keeps the distinct window keys it replaced in
+    `<marts schema>_rebuilt_windows.<mart>`; a full build (first run, `--full-refresh`, a
+    changed dimension attribute that rebuilds every window through the strategy, too) drops
+    it first, and without it every row is tested. `--vars '{close_test_all_rows: true}'`
+    tests every row whatever the last build did. See docs/decisions.md, "Marts (dbt)".
+#}
+
+{#- Where the window keys an incremental run of `relation` replaced are kept. -#}
+{% macro close_rebuilt_windows_relation(relation) -%}
+    {{ return(api.Relation.create(
+        database=relation.database,
+        schema=relation.schema ~ '_rebuilt_windows',
+        identifier=relation.identifier,
+        type='table',
+    )) }}
+{%- endmacro %}
+
+{#- Pre-hook of the marts (dbt_project.yml), for the window-replace ones: forget the previous run's windows, so a full build,
+    or a run that fails half-way, leaves every row to be tested. -#}
+{% macro close_forget_rebuilt_windows() -%}
+    {%- if execute and model.config.get('incremental_strategy') == 'close_window_replace' -%}
+        {%- set kept = load_relation(close_rebuilt_windows_relation(this)) -%}
+        {%- if kept is not none -%}
+            {%- do adapter.cache_dropped(kept) -%}
+            drop table {{ kept }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Statements of the strategy that keep the window keys (`keys`) present in the batch (in
+    dbt's relation cache too: the pre-hook's lookup cached the schema without it). -#}
+{% macro close_keep_rebuilt_windows(target, batch, keys) -%}
+    {%- set kept = close_rebuilt_windows_relation(target) -%}
+    {%- do adapter.cache_added(kept) -%}
+    create schema if not exists {{ kept.without_identifier() }};
+    drop table if exists {{ kept }};
+    create table {{ kept }} as
+    select distinct {{ keys | join(', ') }} from {{ batch }}
+{%- endmacro %}
+
+{#- A boolean SQL condition on the rows (alias `tested`) of `relation` that limits a test to
+    the windows the last build rebuilt, or none: test every row (not a window-replace mart, no
+    kept windows, or var close_test_all_rows). -#}
+{% macro close_rebuilt_windows_condition(relation) -%}
+    {%- if not execute or var('close_test_all_rows', false) or relation.identifier is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set keys = [] -%}
+    {%- for node in graph.nodes.values() -%}
+        {%- if node.resource_type == 'model'
+            and node.config.get('incremental_strategy') == 'close_window_replace'
+            and (node.alias or node.name) | lower == relation.identifier | lower
+            and node.schema | lower == (relation.schema or '') | lower -%}
+            {%- set unique_key = node.config.get('unique_key') -%}
+            {%- do keys.extend([unique_key] if unique_key is string else unique_key) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if not keys -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set kept = load_relation(close_rebuilt_windows_relation(relation)) -%}
+    {%- if kept is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {#- the keys' ranges as constants first: the warehouse prunes the rows outside before the
+        semi-join (a daily rerun's windows are a few weeks of years) -#}
+    {%- set bounds_sql -%}
+        select count(*){% for key in keys %}, count({{ key }}), min({{ key }}), max({{ key }}){% endfor %}
+        from {{ kept }}
+    {%- endset -%}
+    {%- set bounds = run_query(bounds_sql).rows[0] -%}
+    {%- set ranges = [] -%}
+    {%- for key in keys -%}
+        {%- set non_null, low, high = bounds[1 + 3 * loop.index0], bounds[2 + 3 * loop.index0], bounds[3 + 3 * loop.index0] -%}
+        {%- if non_null == bounds[0] and low is not none -%}
+            {%- do ranges.append(
+                'tested.' ~ key ~ " between '" ~ (low | string | replace("'", "''")) ~ "' and '"
+                ~ (high | string | replace("'", "''")) ~ "'"
+            ) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set condition -%}
+        {% for range in ranges %}{{ range }} and {% endfor %}exists (
+            select 1 from {{ kept }} as rebuilt_windows
+            where
+            {%- for key in keys %}
+                rebuilt_windows.{{ key }} is not distinct from tested.{{ key }}{% if not loop.last %} and{% endif %}
+            {%- endfor %}
+        )
+    {%- endset -%}
+    {{ return(condition) }}
+{%- endmacro %}
+
+{#- The rows of `relation` a singular test checks: the rebuilt windows of a window-replace
+    mart (see above), else the whole relation. -#}
+{% macro close_tested_rows(relation) -%}
+    {%- set condition = close_rebuilt_windows_condition(relation) -%}
+    {%- if condition is none -%}
+        {{ return(relation) }}
+    {%- endif -%}
+    {{ return('(select * from ' ~ relation ~ ' as tested where ' ~ condition ~ ')') }}
+{%- endmacro %}
+
+{#- dbt's hook for generic tests (`model` in every generic test): the test's own `where`
+    config, and the rebuilt windows of a window-replace mart. -#}
+{% macro default__get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- set condition = close_rebuilt_windows_condition(relation) -%}
+    {%- if condition is none and not where -%}
+        {{ return(relation) }}
+    {%- endif -%}
+    {%- set filtered -%}
+        (select * from {{ relation }} as tested
+         where {{ condition if condition is not none else '1 = 1' }}
+         {%- if where %} and ({{ where }}){% endif %}) dbt_subquery
+    {%- endset -%}
+    {{ return(filtered) }}
+{%- endmacro %}
