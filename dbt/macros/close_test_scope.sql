@@ -3,9 +3,10 @@
     daily rerun rewrites a few weeks of a two-year mart, and the rows it did not touch passed
     the same tests when they were built. After an incremental run, the strategy
     `close_window_replace` keeps the distinct window keys it replaced in
-    `<marts schema>_rebuilt_windows.<mart>`; a full build (first run, `--full-refresh`, a
-    changed dimension attribute that rebuilds every window through the strategy, too) drops
-    it first, and without it every row is tested. `--vars '{close_test_all_rows: true}'`
+    `<marts schema>_rebuilt_windows.<mart>` (every window when a changed dimension attribute
+    made it rebuild them all); every build drops them first, so after a full build (first
+    run, `--full-refresh`) there are none and every row is tested. A failed build rolls back
+    with the mart, which keeps both as they were. `--vars '{close_test_all_rows: true}'`
     tests every row whatever the last build did. See docs/decisions.md, "Marts (dbt)".
 #}
 
@@ -19,8 +20,8 @@
     )) }}
 {%- endmacro %}
 
-{#- Pre-hook of the marts (dbt_project.yml), for the window-replace ones: forget the previous run's windows, so a full build,
-    or a run that fails half-way, leaves every row to be tested. -#}
+{#- Pre-hook of the marts (dbt_project.yml), for the window-replace ones: forget the previous
+    run's windows (a full build keeps none: every row is tested). -#}
 {% macro close_forget_rebuilt_windows() -%}
     {%- if execute and model.config.get('incremental_strategy') == 'close_window_replace' -%}
         {%- set kept = load_relation(close_rebuilt_windows_relation(this)) -%}
