@@ -96,20 +96,10 @@
     {{ return(condition) }}
 {%- endmacro %}
 
-{#- The rows of `relation` a singular test checks: the rebuilt windows of a window-replace
-    mart (see above), else the whole relation. -#}
-{% macro close_tested_rows(relation) -%}
-    {%- set condition = close_rebuilt_windows_condition(relation) -%}
-    {%- if condition is none -%}
-        {{ return(relation) }}
-    {%- endif -%}
-    {{ return('(select * from ' ~ relation ~ ' as tested where ' ~ condition ~ ')') }}
-{%- endmacro %}
-
-{#- dbt's hook for generic tests (`model` in every generic test): the test's own `where`
-    config, and the rebuilt windows of a window-replace mart. -#}
-{% macro default__get_where_subquery(relation) -%}
-    {%- set where = config.get('where', '') -%}
+{#- The rows of `relation` a test checks, as a subquery (or the relation itself when all of
+    them): the rebuilt windows of a window-replace mart (see above), and `where`, a condition
+    of the test's own. Singular tests call it directly. -#}
+{% macro close_tested_rows(relation, where='') -%}
     {%- set condition = close_rebuilt_windows_condition(relation) -%}
     {%- if condition is none and not where -%}
         {{ return(relation) }}
@@ -117,7 +107,14 @@
     {%- set filtered -%}
         (select * from {{ relation }} as tested
          where {{ condition if condition is not none else '1 = 1' }}
-         {%- if where %} and ({{ where }}){% endif %}) dbt_subquery
+         {%- if where %} and ({{ where }}){% endif %})
     {%- endset -%}
     {{ return(filtered) }}
+{%- endmacro %}
+
+{#- dbt's hook for generic tests (`model` in every generic test): close_tested_rows with the
+    test's `where` config. -#}
+{% macro default__get_where_subquery(relation) -%}
+    {%- set rows = close_tested_rows(relation, config.get('where', '')) -%}
+    {{ return(rows if rows is not string else rows ~ ' dbt_subquery') }}
 {%- endmacro %}
