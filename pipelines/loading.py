@@ -10,12 +10,13 @@ in the same load step; when the extract fails, the ledger still lands and names 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Dict, Iterator, Optional
 
 import dlt
+from dlt.common import logger
 
-from close_reports.failures import interrupted
+from close_reports.failures import causes, interrupted
 from close_reports.source import memory
 from close_reports.source.ledger import RunLog, ledger_resource
 from close_reports.source.migrate import add_segment_column
@@ -62,14 +63,17 @@ def load_with_ledger(
     pipeline.normalize()
     seconds["normalize"] = time.monotonic() - step
     step = time.monotonic()
-    with duckdb_kept_open(pipeline):
-        pipeline.load()
+    load_within_memory_limit(pipeline)
     memory.release()
     seconds["load"] = time.monotonic() - step
     if failure is not None:
         raise failure
     return seconds
 
+
+DUCKDB_LOAD_MEMORY_LIMIT = "64MB"
+"""DuckDB's memory limit in the load step (the loader's memory stays flat in history); a load
+that runs out of it is loaded again without it (``load_within_memory_limit``)."""
 
 DUCKDB_LOAD_SETTINGS: Dict[str, Any] = {
     "threads": 1,
@@ -79,26 +83,62 @@ DUCKDB_LOAD_SETTINGS: Dict[str, Any] = {
 """DuckDB's settings while the database is kept open (``duckdb_kept_open``): one thread per
 statement (each thread buffers row groups of its own), appends in any order, and a checkpoint
 after each commit (what a job wrote becomes compressed blocks DuckDB may evict, instead of
-piling up until the end). No ``memory_limit``: at 100 MB a checkpoint after a killed run's
-recovery could not allocate a block and DuckDB invalidated the database (docs/decisions.md).
-A ``global_config`` of dlt's DuckDB credentials overrides them (dlt sets it on each job's
-connection)."""
+piling up until the end). A ``global_config`` of dlt's DuckDB credentials overrides them (dlt
+sets it on each job's connection)."""
+
+
+def load_within_memory_limit(pipeline: dlt.Pipeline) -> None:
+    """``pipeline.load()`` with DuckDB kept open under ``DUCKDB_LOAD_MEMORY_LIMIT``; when DuckDB
+    runs out of that memory, the same pending package is loaded again without the limit.
+
+    dlt keeps the package: a job DuckDB refused is retried, the finished ones are not redone,
+    and staging tables are truncated once per package (docs/decisions.md).
+    """
+    try:
+        with duckdb_kept_open(pipeline, memory_limit=DUCKDB_LOAD_MEMORY_LIMIT):
+            pipeline.load()
+    except Exception as exc:  # noqa: BLE001 - anything else is re-raised as it was
+        if not out_of_duckdb_memory(exc):
+            raise
+        logger.warning(
+            "DuckDB ran out of the load step's %s memory limit; loading the same package "
+            "again without the limit (this run's memory is not bounded)",
+            DUCKDB_LOAD_MEMORY_LIMIT,
+        )
+        with duckdb_kept_open(pipeline):
+            pipeline.load()
+
+
+def out_of_duckdb_memory(exc: BaseException) -> bool:
+    """Whether DuckDB's memory limit (or the database it invalidated over it) is behind ``exc``."""
+    import duckdb
+
+    for cause in causes(exc):
+        if isinstance(cause, duckdb.OutOfMemoryException):
+            return True
+        if isinstance(cause, duckdb.Error) and "database has been invalidated" in str(cause):
+            return True
+    return False
 
 
 @contextmanager
-def duckdb_kept_open(pipeline: dlt.Pipeline) -> Iterator[None]:
+def duckdb_kept_open(pipeline: dlt.Pipeline, memory_limit: Optional[str] = None) -> Iterator[None]:
     """Keeps a DuckDB destination's database open for the load step, with
-    ``DUCKDB_LOAD_SETTINGS`` (a no-op for other destinations).
+    ``DUCKDB_LOAD_SETTINGS`` and ``memory_limit`` (a no-op for other destinations).
 
     dlt opens the database for each load job and closes it when no job holds it; every
     close tears the database instance down (a checkpoint, DuckDB's caches dropped) and every
     open builds it again (a third of a 120-day load's time went there). A connection held
     here keeps the one instance alive between jobs; dlt's connections share it (DuckDB
-    shares one instance per file within a process), so the settings apply to them too.
+    shares one instance per file within a process), so the settings apply to them too. A
+    checkpoint comes first, before any limit: what DuckDB recovered from a killed run's
+    write-ahead log is written out with all the memory it needs.
     """
     if getattr(pipeline.destination, "destination_name", None) != "duckdb":
         yield
         return
+    import duckdb
+
     try:
         client = pipeline.sql_client()
         client.open_connection()
@@ -107,8 +147,14 @@ def duckdb_kept_open(pipeline: dlt.Pipeline) -> Iterator[None]:
         return
     try:
         connection = client.native_connection
+        with suppress(duckdb.TransactionException):  # another writer: its commit checkpoints
+            connection.execute("CHECKPOINT")
         for name, value in DUCKDB_LOAD_SETTINGS.items():
             connection.execute(f"SET GLOBAL {name} = ?", [value])
+        if memory_limit is None:  # the instance may outlive this block: no limit left behind
+            connection.execute("RESET GLOBAL memory_limit")
+        else:
+            connection.execute("SET GLOBAL memory_limit = ?", [memory_limit])
         yield
     finally:
         client.close_connection()

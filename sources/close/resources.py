@@ -36,7 +36,7 @@ from .stats import RequestStats
 from .windows import Window, plan_range
 from .workers import MAX_THREADS, chunk_size, interleave, run_calls
 
-REPORT_BATCH_BYTES = 64_000_000
+REPORT_BATCH_BYTES = 8_000_000
 """Most bytes of rows one report holds in memory, over all its units (the rest is spooled)."""
 UNIT_BATCH_MIN_BYTES = 256_000
 

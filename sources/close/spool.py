@@ -3,10 +3,10 @@
 A report unit (one report of one org and segment) is loaded whole or not at all: Close may
 refuse it half-way (a plan-gated report, retries spent), and then none of its rows may reach
 the load package. Its batches wait in memory while all spools of the process together hold
-at most ``SPOOL_MEMORY_BYTES`` of Arrow data (a 120-day load never touches the disk), the
-rest in one anonymous temporary file per report: Arrow tables as Arrow IPC streams (a copy
-out and a zero-copy read back; pickle cost a third more), dict rows pickled. So a long
-backfill keeps memory flat and many orgs do not hold many open files.
+at most ``SPOOL_MEMORY_BYTES`` of Arrow data (small: a 120-day load already spools, so a
+longer one holds no more), the rest in one anonymous temporary file per report: Arrow tables
+as Arrow IPC streams (a copy out and a zero-copy read back; pickle cost a third more), dict
+rows pickled. So a long backfill keeps memory flat and many orgs do not hold many open files.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import IO, Any, Dict, Hashable, Iterator, List, Optional, Tuple, Uni
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-SPOOL_MEMORY_BYTES = 32_000_000
+SPOOL_MEMORY_BYTES = 4_000_000
 """Most bytes of Arrow batches all spools of the process keep in memory."""
 
 _ARROW, _PICKLED = "arrow", "pickled"
