@@ -71,9 +71,14 @@ def load_with_ledger(
     return seconds
 
 
-DUCKDB_LOAD_MEMORY_LIMIT = "64MB"
-"""DuckDB's memory limit in the load step (the loader's memory stays flat in history); a load
-that runs out of it is loaded again without it (``load_within_memory_limit``)."""
+DUCKDB_LOAD_MEMORY_LIMIT = 100 * 2**20
+"""DuckDB's memory limit in the load step, in bytes, for a database of up to half that size:
+a backfill's memory does not grow with the days it reads. A load that runs out of it is
+loaded again without it (``load_within_memory_limit``)."""
+
+DUCKDB_LOAD_MEMORY_PER_DATABASE_BYTE = 2
+"""A larger database gets this many times its size: dlt's merge into a large table deletes
+with a join DuckDB runs 3-4x slower when it has less (docs/decisions.md)."""
 
 DUCKDB_LOAD_SETTINGS: Dict[str, Any] = {
     "threads": 1,
@@ -88,8 +93,9 @@ sets it on each job's connection)."""
 
 
 def load_within_memory_limit(pipeline: dlt.Pipeline) -> None:
-    """``pipeline.load()`` with DuckDB kept open under ``DUCKDB_LOAD_MEMORY_LIMIT``; when DuckDB
-    runs out of that memory, the same pending package is loaded again without the limit.
+    """``pipeline.load()`` with DuckDB kept open under its load memory limit
+    (``load_memory_limit``); when DuckDB runs out of it, the same pending package is loaded
+    again without the limit.
 
     dlt keeps the package: a job DuckDB refused is retried, the finished ones are not redone,
     and staging tables are truncated once per package (docs/decisions.md).
@@ -101,9 +107,8 @@ def load_within_memory_limit(pipeline: dlt.Pipeline) -> None:
         if not out_of_duckdb_memory(exc):
             raise
         logger.warning(
-            "DuckDB ran out of the load step's %s memory limit; loading the same package "
-            "again without the limit (this run's memory is not bounded)",
-            DUCKDB_LOAD_MEMORY_LIMIT,
+            "DuckDB ran out of the load step's memory limit; loading the same package again "
+            "without the limit (this run's memory is not bounded)"
         )
         with duckdb_kept_open(pipeline):
             pipeline.load()
@@ -121,10 +126,16 @@ def out_of_duckdb_memory(exc: BaseException) -> bool:
     return False
 
 
+def load_memory_limit(floor: int, database_bytes: int) -> str:
+    """The load step's DuckDB memory limit for a database file of ``database_bytes``."""
+    return f"{max(floor, DUCKDB_LOAD_MEMORY_PER_DATABASE_BYTE * database_bytes) // 2**20}MiB"
+
+
 @contextmanager
-def duckdb_kept_open(pipeline: dlt.Pipeline, memory_limit: Optional[str] = None) -> Iterator[None]:
+def duckdb_kept_open(pipeline: dlt.Pipeline, memory_limit: Optional[int] = None) -> Iterator[None]:
     """Keeps a DuckDB destination's database open for the load step, with
-    ``DUCKDB_LOAD_SETTINGS`` and ``memory_limit`` (a no-op for other destinations).
+    ``DUCKDB_LOAD_SETTINGS`` and a memory limit of at least ``memory_limit`` bytes
+    (``load_memory_limit``; none when None). A no-op for other destinations.
 
     dlt opens the database for each load job and closes it when no job holds it; every
     close tears the database instance down (a checkpoint, DuckDB's caches dropped) and every
@@ -154,7 +165,10 @@ def duckdb_kept_open(pipeline: dlt.Pipeline, memory_limit: Optional[str] = None)
         if memory_limit is None:  # the instance may outlive this block: no limit left behind
             connection.execute("RESET GLOBAL memory_limit")
         else:
-            connection.execute("SET GLOBAL memory_limit = ?", [memory_limit])
+            size = connection.execute("pragma database_size").fetchall()
+            database_bytes = sum(block_size * blocks for _, _, block_size, blocks, *_ in size)
+            limit = load_memory_limit(memory_limit, database_bytes)
+            connection.execute("SET GLOBAL memory_limit = ?", [limit])
         yield
     finally:
         client.close_connection()

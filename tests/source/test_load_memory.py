@@ -30,11 +30,12 @@ def test_a_load_out_of_duckdb_memory_is_loaded_again_without_the_limit(
     org = small_org()
     expected = table_snapshot(_load(tmp_path / "plain", CloseSimulator(org)), TABLES)
 
-    monkeypatch.setattr(loading, "DUCKDB_LOAD_MEMORY_LIMIT", "4MB")  # too little for any load
+    monkeypatch.setattr(loading, "DUCKDB_LOAD_MEMORY_LIMIT", 4 * 2**20)  # too little for a load
+    monkeypatch.setattr(loading, "DUCKDB_LOAD_MEMORY_PER_DATABASE_BYTE", 0)
     pipeline = _load(tmp_path / "limited", CloseSimulator(org))
 
     logged = caplog.text + capfd.readouterr().err  # dlt's logger: captured, or on stderr
-    assert "ran out of the load step's 4MB memory limit" in logged
+    assert "ran out of the load step's memory limit" in logged
     assert table_snapshot(pipeline, TABLES) == expected  # every row, none twice
     con = duckdb.connect(str(tmp_path / "limited" / "close.duckdb"), read_only=True)
     loads = con.execute("select status, count(*) from close_raw._dlt_loads group by 1").fetchall()
@@ -58,11 +59,18 @@ def test_only_duckdb_running_out_of_memory_is_retried() -> None:
 
 def test_the_memory_limit_is_not_left_behind(tmp_path) -> None:
     pipeline = _load(tmp_path, CloseSimulator(small_org()))
-    with loading.duckdb_kept_open(pipeline, memory_limit="64MB"):
+    with loading.duckdb_kept_open(pipeline, memory_limit=64 * 2**20):
         with pipeline.sql_client() as client:
             limited = client.execute_sql("select current_setting('memory_limit')")[0][0]
         # the same DuckDB instance, without a limit
         with loading.duckdb_kept_open(pipeline), pipeline.sql_client() as client:
             unlimited = client.execute_sql("select current_setting('memory_limit')")[0][0]
-    assert limited == "61.0 MiB"
+    assert limited == "64.0 MiB"  # the small org's database is far below half of it
     assert unlimited != limited
+
+
+def test_a_larger_database_gets_twice_its_size() -> None:
+    floor = loading.DUCKDB_LOAD_MEMORY_LIMIT
+    assert loading.load_memory_limit(floor, 0) == "100MiB"
+    assert loading.load_memory_limit(floor, 50 * 2**20) == "100MiB"
+    assert loading.load_memory_limit(floor, 103 * 2**20) == "206MiB"
