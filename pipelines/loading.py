@@ -71,7 +71,7 @@ def load_with_ledger(
     return seconds
 
 
-DUCKDB_LOAD_MEMORY_LIMIT = 100 * 2**20
+DUCKDB_LOAD_MEMORY_LIMIT = 80 * 2**20
 """DuckDB's memory limit in the load step, in bytes, for a database of up to half that size:
 a backfill's memory does not grow with the days it reads. A load that runs out of it is
 loaded again without it (``load_within_memory_limit``)."""

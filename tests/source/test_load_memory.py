@@ -71,6 +71,6 @@ def test_the_memory_limit_is_not_left_behind(tmp_path) -> None:
 
 def test_a_larger_database_gets_twice_its_size() -> None:
     floor = loading.DUCKDB_LOAD_MEMORY_LIMIT
-    assert loading.load_memory_limit(floor, 0) == "100MiB"
-    assert loading.load_memory_limit(floor, 50 * 2**20) == "100MiB"
+    assert loading.load_memory_limit(floor, 0) == "80MiB"
+    assert loading.load_memory_limit(floor, 40 * 2**20) == "80MiB"
     assert loading.load_memory_limit(floor, 103 * 2**20) == "206MiB"
