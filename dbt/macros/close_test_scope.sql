@@ -20,6 +20,29 @@
     )) }}
 {%- endmacro %}
 
+{#- on-run-start (dbt_project.yml) of a run or build: the schemas of the kept windows, made once
+    before any model runs (two window-replace marts creating it at once in their own
+    transactions conflict on DuckDB's catalog). -#}
+{% macro close_create_rebuilt_windows_schemas() -%}
+    {%- if execute and flags.WHICH in ('run', 'build') -%}
+        {%- set schemas = [] -%}
+        {%- for node in graph.nodes.values() -%}
+            {%- if node.resource_type == 'model'
+                and node.config.get('incremental_strategy') == 'close_window_replace' -%}
+                {%- set mart = api.Relation.create(
+                    database=node.database, schema=node.schema, identifier=node.alias) -%}
+                {%- set schema = close_rebuilt_windows_relation(mart).without_identifier() -%}
+                {%- if schema | string not in schemas -%}
+                    {%- do schemas.append(schema | string) -%}
+                {%- endif -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- for schema in schemas %}
+    create schema if not exists {{ schema }};
+        {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
+
 {#- Pre-hook of the marts (dbt_project.yml), for the window-replace ones: forget the previous
     run's windows (a full build keeps none: every row is tested). -#}
 {% macro close_forget_rebuilt_windows() -%}

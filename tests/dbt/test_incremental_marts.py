@@ -128,6 +128,9 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
         run(pipeline, close_source(**source_kwargs(simulator, **kwargs)))
         first_build = run_dbt(["build"], duckdb_path, work_dir)
         assert first_build.success, first_build.output[-3000:]
+        # made once by on-run-start, before two window-replace marts could race to create it
+        kept_schema = "select count(*) from information_schema.schemata where schema_name = ?"
+        assert query(duckdb_path, kept_schema, "close_marts_rebuilt_windows") == [(1,)]
         first = {mart: mart_rows(duckdb_path, mart) for mart in INCREMENTAL_MARTS}
         late_edits(org)
         run(pipeline, close_source(**source_kwargs(simulator, **kwargs)))
