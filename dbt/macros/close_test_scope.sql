@@ -31,9 +31,10 @@
                 and node.config.get('incremental_strategy') == 'close_window_replace' -%}
                 {%- set mart = api.Relation.create(
                     database=node.database, schema=node.schema, identifier=node.alias) -%}
-                {%- set schema = close_rebuilt_windows_relation(mart).without_identifier() -%}
-                {%- if schema | string not in schemas -%}
-                    {%- do schemas.append(schema | string) -%}
+                {#- the schema alone: Postgres takes no database before it -#}
+                {%- set schema = adapter.quote(close_rebuilt_windows_relation(mart).schema) -%}
+                {%- if schema not in schemas -%}
+                    {%- do schemas.append(schema) -%}
                 {%- endif -%}
             {%- endif -%}
         {%- endfor -%}
