@@ -74,16 +74,16 @@
     {%- if not execute or var('close_test_all_rows', false) or relation.identifier is none -%}
         {{ return(none) }}
     {%- endif -%}
+    {#- the mart's node by its id (a mart's relation is named as the model; a lookup, not a
+        loop over the graph: this runs for every test) -#}
+    {%- set node = graph.nodes.get('model.close_reports.' ~ (relation.identifier | lower)) -%}
     {%- set keys = [] -%}
-    {%- for node in graph.nodes.values() -%}
-        {%- if node.resource_type == 'model'
-            and node.config.get('incremental_strategy') == 'close_window_replace'
-            and (node.alias or node.name) | lower == relation.identifier | lower
-            and node.schema | lower == (relation.schema or '') | lower -%}
-            {%- set unique_key = node.config.get('unique_key') -%}
-            {%- do keys.extend([unique_key] if unique_key is string else unique_key) -%}
-        {%- endif -%}
-    {%- endfor -%}
+    {%- if node
+        and node.config.get('incremental_strategy') == 'close_window_replace'
+        and node.schema | lower == (relation.schema or '') | lower -%}
+        {%- set unique_key = node.config.get('unique_key') -%}
+        {%- do keys.extend([unique_key] if unique_key is string else unique_key) -%}
+    {%- endif -%}
     {%- if not keys -%}
         {{ return(none) }}
     {%- endif -%}
