@@ -60,7 +60,7 @@ INCREMENTAL_MARTS = (
 )
 TARGETS = {"model_time_ratio": 0.20, "build_wall_ratio": 0.50, "peak_rss_mib": 1536}
 
-_LOG_NODE = re.compile(r"On ([a-z_]+)\.[\w.]+: |On [\w.]+: ")
+_LOG_NODE = re.compile(r"On (?:(model|test|unit_test)\.)?[\w.]+: ")  # no group: dbt's own
 _LOG_SQL_SECONDS = re.compile(r"SQL status: \S+ in ([\d.]+) seconds")
 _LOG_THREAD = re.compile(r"\[([\w-]+)")  # "[Thread-3 (worker)]": lines of threads interleave
 
@@ -213,8 +213,9 @@ def sql_seconds(dbt_log: Path) -> Dict[str, float]:
             continue
         node = _LOG_NODE.search(line)
         if node:  # the thread's next statements are this node's (or dbt's own: no kind)
-            kind = {"model": "model", "test": "test", "unit_test": "test"}.get(node.group(1) or "")
-            kinds[thread.group(1)] = kind
+            kinds[thread.group(1)] = node.group(1) and (
+                "model" if node.group(1) == "model" else "test"
+            )
             continue
         seconds = _LOG_SQL_SECONDS.search(line)
         kind = kinds.get(thread.group(1))
@@ -427,7 +428,7 @@ def main(argv: List[str] | None = None) -> int:
             "rerun_lookback_days": args.rerun_lookback,
             "late_edits": edits,
             "quick": args.quick,
-            "dbt_threads": os.environ.get("CLOSE_DBT_THREADS", "profile default (4)"),
+            "dbt_threads": os.environ.get("CLOSE_DBT_THREADS", "the profile's default"),
         },
         "machine": {**machine(), "loadavg_at_end": loadavg()},
         "org_generation_s": org_s,
